@@ -1,0 +1,64 @@
+"""The ``birnn`` command line: thin shells over the library (click).
+
+Every sub-command lives in its own module and is registered in ``_register``.
+A usage error (bad option, bad value, unreadable file, invalid data) prints
+one line and exits with code 2; nothing here holds logic a Python user could
+not reach.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.group(
+    name="birnn",
+    help="Bidirectional recurrent networks: HMMs, BiRNN encoders and taggers.",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+def app() -> None:
+    pass
+
+
+class UsageError(Exception):
+    """A user mistake the CLI reports in one line with exit code 2."""
+
+
+def _register() -> None:
+    from birnn.cli import hmm
+
+    if "hmm" not in app.commands:
+        app.add_command(hmm.group, "hmm")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the process exit code (2 for usage errors)."""
+    _register()
+    try:
+        app.main(args=argv, prog_name="birnn", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else _one_line(exc))
+        return 0
+    except click.UsageError as exc:
+        click.echo(f"birnn: error: {_one_line(click.ClickException(exc.format_message()))}", err=True)
+        return 2
+    except (UsageError, ValueError, TypeError, OSError) as exc:
+        click.echo(f"birnn: error: {_one_line(exc)}", err=True)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("birnn: aborted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from birnn.cli import main
+
+sys.exit(main())
