@@ -1,0 +1,174 @@
+"""`Bidirectional`: two recurrent modules over the same padded batch, one reading right to left.
+
+    →h_t = f(x_t, →h_{t-1})                       (the forward module on x)
+    ←h_t = g(x_t, ←h_{t+1})                       (the backward module on reverse_padded(x))
+    out_t = merge(→h_t, ←h_t)
+
+The backward module reads each sequence from its last real token
+(``reverse_padded``), never from padding; the final states are the forward
+state after x[b, lengths[b]-1] and the backward state after x[b, 0], and
+``summary`` = [→h_final ; ←h_final] is the whole-sequence encoding (not
+``out[:, -1]``, whose backward half has seen one token).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from birnn.nn import kernels
+from birnn.nn.functional import (
+    Merge,
+    check_merge,
+    check_sequence_input,
+    last_valid,
+    merge_directions,
+    padding_mask,
+    reverse_padded,
+)
+from birnn.nn.recurrent import Recurrent
+
+_CELLS = {nn.LSTM: "lstm", nn.GRU: "gru"}
+
+
+class Final(NamedTuple):
+    """Final states of the two directions; for LSTMs each is a pair (h, c)."""
+
+    fwd: Any
+    bwd: Any
+
+
+class BiOutput(NamedTuple):
+    """``out, (final_fwd, final_bwd) = bi(x, lengths)``; ``.summary`` is [→h_final ; ←h_final]."""
+
+    output: Any
+    final: Final
+
+    @property
+    def summary(self) -> torch.Tensor:
+        """(B, Hf + Hb): the top layer's final forward and backward hidden states."""
+        return torch.cat([_top_hidden(self.final.fwd), _top_hidden(self.final.bwd)], dim=-1)
+
+
+def _top_hidden(state: Any) -> torch.Tensor:
+    h = state[0] if isinstance(state, tuple) else state
+    return h[-1] if h.dim() == 3 else h
+
+
+def _cell_name(module: nn.RNNBase) -> str:
+    if isinstance(module, nn.RNN):
+        return "rnn_" + module.nonlinearity
+    return _CELLS[type(module)]
+
+
+def _check_direction(module: nn.Module, name: str) -> None:
+    if isinstance(module, nn.RNNBase):
+        if module.bidirectional:
+            raise ValueError(
+                f"{name} must be unidirectional; got {type(module).__name__}(bidirectional=True) "
+                "(Bidirectional builds the reverse direction itself)"
+            )
+        if not module.batch_first:
+            raise ValueError(f"{name} must have batch_first=True; got {type(module).__name__}(batch_first=False)")
+        if getattr(module, "proj_size", 0):
+            raise ValueError(f"{name}: LSTMs with proj_size are not supported; got proj_size={module.proj_size}")
+    elif not isinstance(module, Recurrent):
+        raise TypeError(
+            f"{name} must be nn.RNN/nn.GRU/nn.LSTM (batch_first=True) or birnn.nn.Recurrent; "
+            f"got {type(module).__name__}"
+        )
+
+
+def _fresh_copy(module: nn.Module) -> nn.Module:
+    """A deep copy with newly initialised weights."""
+    clone = copy.deepcopy(module)
+    for child in clone.modules():
+        if hasattr(child, "reset_parameters"):
+            child.reset_parameters()
+    return clone
+
+
+def _state_top(state: Any, layers: int) -> Any:
+    """(L, B, H) torch layout -> the top layer (B, H); pairs elementwise."""
+    if isinstance(state, tuple):
+        return tuple(_state_top(s, layers) for s in state)
+    return state[-1]
+
+
+def run_direction(
+    module: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None, initial: Any
+) -> tuple[torch.Tensor, Any]:
+    """Run one unidirectional module left to right. -> out (B, T, H) (0 at padding), final state.
+
+    nn.RNNBase modules use torch's fused kernel: on the padded batch when every
+    length is T, or for GRU/RNN (their final h is the output at lengths-1, and
+    trailing padding cannot reach valid steps); LSTMs with varying lengths run
+    packed, which also gives the exact final cell state c.
+    """
+    if isinstance(module, Recurrent):
+        return module(x, initial, lengths)
+    cell = _cell_name(module)
+    layers, batch = module.num_layers, x.shape[0]
+    state = initial if initial is not None else kernels.zero_state(cell, layers, batch, module.hidden_size, x)
+    state = _with_layer_dim(state)
+    weights = module._flat_weights
+    uniform = lengths is None or bool((lengths == x.shape[1]).all())
+    args = (weights, layers, module.dropout, module.training, False)
+    if uniform:
+        out, final = kernels.run_padded(cell, x, state, *args)
+        return out, _state_top(final, layers)
+    if cell == "lstm":
+        out, final = kernels.run_packed(cell, x, lengths, state, *args)
+        return out, _state_top(final, layers)
+    out, _ = kernels.run_padded(cell, x, state, *args)
+    out = out * padding_mask(lengths, x.shape[1])[..., None]
+    return out, last_valid(out, lengths)
+
+
+def _with_layer_dim(state: Any) -> Any:
+    if isinstance(state, tuple):
+        return tuple(_with_layer_dim(s) for s in state)
+    return state.unsqueeze(0) if state.dim() == 2 else state
+
+
+class Bidirectional(nn.Module):
+    """Make any recurrent module bidirectional.
+
+    forward, backward: unidirectional ``nn.RNN``/``nn.GRU``/``nn.LSTM`` with
+    ``batch_first=True`` or ``Recurrent`` modules; they may differ in cell type
+    and hidden size. ``backward=None`` copies ``forward`` with fresh weights.
+    merge: "concat" | "sum" | "mul" | "ave" | None (return the pair) | callable.
+
+    ``bi(x (B, T, I), lengths (B,) = None, initial=(fwd, bwd)) -> BiOutput``
+    with output (B, T, D), zero at padding.
+    """
+
+    def __init__(self, forward: nn.Module, backward: nn.Module | None = None, merge: Merge = "concat") -> None:
+        super().__init__()
+        _check_direction(forward, "forward")
+        backward = _fresh_copy(forward) if backward is None else backward
+        _check_direction(backward, "backward")
+        check_merge(merge, forward.hidden_size, backward.hidden_size)
+        if forward.input_size is not None and backward.input_size not in (None, forward.input_size):
+            raise ValueError(
+                f"forward and backward must read the same input size; got {forward.input_size} "
+                f"and {backward.input_size}"
+            )
+        self.forward_layer = forward
+        self.backward_layer = backward
+        self.merge = merge
+
+    @property
+    def input_size(self) -> int | None:
+        return self.forward_layer.input_size
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, initial: Any = None) -> BiOutput:
+        lengths = check_sequence_input(x, lengths, self.input_size)
+        initial_fwd, initial_bwd = (None, None) if initial is None else initial
+        out_fwd, final_fwd = run_direction(self.forward_layer, x, lengths, initial_fwd)
+        out_rev, final_bwd = run_direction(self.backward_layer, reverse_padded(x, lengths), lengths, initial_bwd)
+        out_bwd = reverse_padded(out_rev, lengths)
+        return BiOutput(merge_directions(self.merge, out_fwd, out_bwd), Final(final_fwd, final_bwd))

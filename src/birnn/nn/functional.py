@@ -1,0 +1,118 @@
+"""Pure functions on padded batches: reversal, masks, merges, input checks.
+
+Conventions: batch-first ``x: (B, T, F)``; ``lengths: (B,)`` int64 with
+1 <= lengths[b] <= T; positions t >= lengths[b] are padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+MERGES = ("concat", "sum", "mul", "ave")
+Merge = str | None | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def padding_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """lengths: (B,) -> (B, T) bool, True at valid positions t < lengths[b]."""
+    return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def reversal_index(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """index[b, t] = lengths[b] - 1 - t for valid t, and t at padding. -> (B, T) int64."""
+    t = torch.arange(steps, device=lengths.device)[None, :]
+    return torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
+
+
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Reverse each sequence's valid prefix and keep its padding in place (its own inverse).
+
+        out[b, t] = x[b, lengths[b] - 1 - t]  for t < lengths[b],   out[b, t] = x[b, t] otherwise
+
+    x: (B, T, ...) ; lengths: (B,) or None (all of length T, a plain flip) -> (B, T, ...)
+    """
+    if lengths is None:
+        return x.flip(1)
+    index = reversal_index(lengths.to(x.device), x.shape[1])
+    index = index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(1, index)
+
+
+def last_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """x[b, lengths[b] - 1]. x: (B, T, H) -> (B, H)."""
+    index = (lengths.to(x.device) - 1).view(-1, 1, 1).expand(-1, 1, x.shape[-1])
+    return x.gather(1, index).squeeze(1)
+
+
+def merged_size(merge: Merge, forward_size: int, backward_size: int) -> int | None:
+    """Feature width of the merged output; None when unknown (callable) or a pair (None)."""
+    if merge == "concat":
+        return forward_size + backward_size
+    if merge in ("sum", "mul", "ave"):
+        return forward_size
+    return None
+
+
+def check_merge(merge: Merge, forward_size: int, backward_size: int) -> None:
+    """Reject unknown merges and elementwise merges of directions of unequal size."""
+    if merge is None or callable(merge):
+        return
+    if merge not in MERGES:
+        raise ValueError(f"merge must be one of {MERGES}, None or a callable; got {merge!r}")
+    if merge != "concat" and forward_size != backward_size:
+        raise ValueError(
+            f"merge={merge!r} needs directions of equal size; got forward {forward_size}, "
+            f"backward {backward_size} (use merge='concat')"
+        )
+
+
+def merge_directions(merge: Merge, forward: torch.Tensor, backward: torch.Tensor):
+    """Combine the two directions' outputs, (B, T, Hf) and (B, T, Hb).
+
+    concat: [→h ; ←h] (B, T, Hf+Hb); sum: →h + ←h; mul: →h ⊙ ←h; ave: (→h + ←h) / 2;
+    None: the pair itself; a callable: merge(→h, ←h).
+    """
+    if merge == "concat":
+        return torch.cat([forward, backward], dim=-1)
+    if merge == "sum":
+        return forward + backward
+    if merge == "mul":
+        return forward * backward
+    if merge == "ave":
+        return (forward + backward) / 2
+    if merge is None:
+        return forward, backward
+    return merge(forward, backward)
+
+
+def check_sequence_input(
+    x: torch.Tensor, lengths: torch.Tensor | None, input_size: int | None
+) -> torch.Tensor | None:
+    """Validate a padded batch; return lengths as int64 on x's device (None if not given).
+
+    x: (B, T, I) float; lengths: (B,) integers in [1, T].
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor of shape (B, T, I); got {type(x).__name__}")
+    if x.dim() != 3:
+        raise ValueError(f"x must have shape (B, T, I) (batch first); got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a float tensor; got dtype {x.dtype}")
+    batch, steps, features = x.shape
+    if batch == 0 or steps == 0:
+        raise ValueError(f"x must hold at least one step of one sequence; got shape {tuple(x.shape)}")
+    if input_size is not None and features != input_size:
+        raise ValueError(f"x must have {input_size} features (input_size); got {features} (shape {tuple(x.shape)})")
+    if lengths is None:
+        return None
+    if not isinstance(lengths, torch.Tensor):
+        lengths = torch.as_tensor(lengths)
+    if lengths.dim() != 1 or lengths.shape[0] != batch:
+        raise ValueError(f"lengths must have shape (B,) = ({batch},) to match x; got {tuple(lengths.shape)}")
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        raise TypeError(f"lengths must be an integer tensor; got dtype {lengths.dtype}")
+    low, high = int(lengths.min()), int(lengths.max())
+    if low < 1 or high > steps:
+        raise ValueError(f"lengths must lie in [1, T={steps}]; got min {low}, max {high}")
+    return lengths.to(device=x.device, dtype=torch.int64)

@@ -1,0 +1,206 @@
+"""`BiRNN`: a stack of bidirectional layers with torch's parameter names and fused kernels.
+
+Layer l reads the merged output of layer l-1 (dropout between layers, as
+torch). Parameters are named exactly as in ``nn.LSTM(bidirectional=True)``
+(``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0`` and the
+``_reverse`` twins), so its ``state_dict`` loads into torch's module and back.
+
+Kernel choice per call (``explain()`` says which ran and why):
+
+- ``fused``: one bidirectional fused call for the whole stack — every length
+  equals T, the directions have equal sizes, and the layers are joined by
+  concatenation (or there is one layer);
+- ``fused-packed``: the same on packed input — an LSTM with varying lengths
+  (packing gives the exact final cell state c);
+- ``per-direction``: one fused call per layer and direction, the backward one
+  on ``reverse_padded`` input — GRU/RNN with varying lengths (faster than
+  packing on CPU, and exact: their final state is the output at lengths-1),
+  directions of different sizes, or merges other than concat between layers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from birnn.nn import kernels
+from birnn.nn.bidirectional import BiOutput, Final
+from birnn.nn.functional import (
+    Merge,
+    check_merge,
+    check_sequence_input,
+    last_valid,
+    merge_directions,
+    merged_size,
+    padding_mask,
+    reverse_padded,
+)
+
+CELLS = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh", "rnn_tanh": "rnn_tanh", "rnn_relu": "rnn_relu"}
+
+
+class BiRNN(nn.Module):
+    """Bidirectional RNN/GRU/LSTM stack.
+
+    ``BiRNN(input_size, hidden_size, num_layers=1, cell="lstm", merge="concat", dropout=0.0,
+    backward_hidden_size=None, bias=True)``; call ``(x (B, T, I), lengths (B,) = None,
+    initial=None) -> BiOutput(output (B, T, D), Final(fwd, bwd))`` where fwd and bwd are
+    (L, B, H) per direction (pairs (h, c) for LSTMs), the state after each sequence's
+    last valid step (forward) or its first step (backward).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        merge: Merge = "concat",
+        dropout: float = 0.0,
+        backward_hidden_size: int | None = None,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}; got {cell!r}")
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1); got {dropout}")
+        backward_hidden_size = hidden_size if backward_hidden_size is None else backward_hidden_size
+        check_merge(merge, hidden_size, backward_hidden_size)
+        if num_layers > 1 and merged_size(merge, hidden_size, backward_hidden_size) is None:
+            raise ValueError("stacked layers need merge 'concat', 'sum', 'mul' or 'ave' to size the next layer")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.backward_hidden_size = backward_hidden_size
+        self.cell, self.merge, self.dropout, self.bias = CELLS[cell], merge, dropout, bias
+        gates = kernels.GATES[self.cell]
+        layer_input = input_size
+        for layer in range(num_layers):
+            for suffix, size in (("", hidden_size), ("_reverse", backward_hidden_size)):
+                self._add(f"weight_ih_l{layer}{suffix}", gates * size, layer_input)
+                self._add(f"weight_hh_l{layer}{suffix}", gates * size, size)
+                if bias:
+                    self._add(f"bias_ih_l{layer}{suffix}", gates * size)
+                    self._add(f"bias_hh_l{layer}{suffix}", gates * size)
+            layer_input = merged_size(merge, hidden_size, backward_hidden_size) or 0
+        self.reset_parameters()
+        self.kernel = "not run yet"
+        self._reason = ""
+
+    def _add(self, name: str, *shape: int) -> None:
+        self.register_parameter(name, nn.Parameter(torch.empty(*shape)))
+
+    def reset_parameters(self) -> None:
+        """U(-1/√H, 1/√H) for every weight, as torch initialises its RNNs."""
+        for name, parameter in self.named_parameters():
+            size = self.backward_hidden_size if name.endswith("_reverse") else self.hidden_size
+            nn.init.uniform_(parameter, -1 / math.sqrt(size), 1 / math.sqrt(size))
+
+    def _weights(self, layer: int, suffix: str) -> list[torch.Tensor]:
+        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
+        return [getattr(self, f"{name}_l{layer}{suffix}") for name in names]
+
+    def explain(self) -> str:
+        """Which kernel the last call used, and why a faster one was refused."""
+        return f"{self.kernel}: {self._reason}"
+
+    def _choose(self, lengths: torch.Tensor | None, steps: int) -> tuple[str, str]:
+        uniform = lengths is None or bool((lengths == steps).all())
+        if self.hidden_size != self.backward_hidden_size:
+            return "per-direction", "the directions have different hidden sizes"
+        if self.num_layers > 1 and self.merge != "concat":
+            return "per-direction", f"layers are joined by merge={self.merge!r}, which torch's stack cannot do"
+        if uniform:
+            return "fused", "every sequence has length T: one bidirectional fused call"
+        if self.cell == "lstm":
+            return "fused-packed", "varying lengths: packing gives the exact final cell state c"
+        return "per-direction", "varying lengths: padded fused calls + reverse_padded beat packing on CPU"
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, initial: Any = None) -> BiOutput:
+        lengths = check_sequence_input(x, lengths, self.input_size)
+        if lengths is not None and bool((lengths == x.shape[1]).all()):
+            lengths = None
+        self.kernel, self._reason = self._choose(lengths, x.shape[1])
+        batch = x.shape[0]
+        init_fwd = initial[0] if initial is not None else kernels.zero_state(
+            self.cell, self.num_layers, batch, self.hidden_size, x
+        )
+        init_bwd = initial[1] if initial is not None else kernels.zero_state(
+            self.cell, self.num_layers, batch, self.backward_hidden_size, x
+        )
+        if self.kernel == "per-direction":
+            output, final = self._per_direction(x, lengths, init_fwd, init_bwd)
+        else:
+            output, final = self._fused(x, lengths, init_fwd, init_bwd)
+        if self.merge != "concat":
+            output = merge_directions(self.merge, output[..., : self.hidden_size], output[..., self.hidden_size :])
+        return BiOutput(output, final)
+
+    def _fused(self, x, lengths, init_fwd, init_bwd) -> tuple[torch.Tensor, Final]:
+        weights = [w for layer in range(self.num_layers) for s in ("", "_reverse") for w in self._weights(layer, s)]
+        state = _interleave(init_fwd, init_bwd)
+        args = (weights, self.num_layers, self.dropout, self.training, True)
+        if lengths is None:
+            output, final = kernels.run_padded(self.cell, x, state, *args)
+        else:
+            output, final = kernels.run_packed(self.cell, x, lengths, state, *args)
+        return output, _split_directions(final)
+
+    def _per_direction(self, x, lengths, init_fwd, init_bwd) -> tuple[torch.Tensor, Final]:
+        finals_fwd, finals_bwd = [], []
+        layer_input = x
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0:
+                layer_input = nn.functional.dropout(layer_input, self.dropout, self.training)
+            out_fwd, final_fwd = self._direction(layer_input, lengths, _layer(init_fwd, layer), layer, "")
+            reversed_input = reverse_padded(layer_input, lengths)
+            out_rev, final_bwd = self._direction(reversed_input, lengths, _layer(init_bwd, layer), layer, "_reverse")
+            out_bwd = reverse_padded(out_rev, lengths)
+            finals_fwd.append(final_fwd)
+            finals_bwd.append(final_bwd)
+            merged = merge_directions("concat" if layer == self.num_layers - 1 else self.merge, out_fwd, out_bwd)
+            layer_input = merged
+        return layer_input, Final(_stack_layers(finals_fwd), _stack_layers(finals_bwd))
+
+    def _direction(self, x, lengths, state, layer: int, suffix: str) -> tuple[torch.Tensor, Any]:
+        args = (self._weights(layer, suffix), 1, 0.0, self.training, False)
+        if lengths is None:
+            return kernels.run_padded(self.cell, x, state, *args)
+        if self.cell == "lstm":
+            return kernels.run_packed(self.cell, x, lengths, state, *args)
+        out, _ = kernels.run_padded(self.cell, x, state, *args)
+        out = out * padding_mask(lengths, x.shape[1])[..., None]
+        return out, last_valid(out, lengths).unsqueeze(0)
+
+
+def _layer(state: Any, layer: int) -> Any:
+    """The (1, B, H) slice of layer ``layer`` from an (L, B, H) state or a pair."""
+    if isinstance(state, tuple):
+        return tuple(s[layer : layer + 1].contiguous() for s in state)
+    return state[layer : layer + 1].contiguous()
+
+
+def _stack_layers(finals: list[Any]) -> Any:
+    if isinstance(finals[0], tuple):
+        return tuple(torch.cat([f[i] for f in finals], dim=0) for i in range(len(finals[0])))
+    return torch.cat(finals, dim=0)
+
+
+def _interleave(fwd: Any, bwd: Any) -> Any:
+    """(L, B, H) per direction -> torch's (L·2, B, H) layout [l0 fwd, l0 bwd, l1 fwd, ...]."""
+    if isinstance(fwd, tuple):
+        return tuple(_interleave(f, b) for f, b in zip(fwd, bwd, strict=True))
+    return torch.stack([fwd, bwd], dim=1).reshape(-1, *fwd.shape[1:])
+
+
+def _split_directions(state: Any) -> Final:
+    """torch's (L·2, B, H) layout -> Final((L, B, H), (L, B, H))."""
+    if isinstance(state, tuple):
+        parts = [_split_directions(s) for s in state]
+        return Final(tuple(p.fwd for p in parts), tuple(p.bwd for p in parts))
+    return Final(state[0::2], state[1::2])
