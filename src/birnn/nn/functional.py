@@ -103,7 +103,9 @@ def check_sequence_input(
     if batch == 0 or steps == 0:
         raise ValueError(f"x must hold at least one step of one sequence; got shape {tuple(x.shape)}")
     if input_size is not None and features != input_size:
-        raise ValueError(f"x must have {input_size} features (input_size); got {features} (shape {tuple(x.shape)})")
+        raise ValueError(
+            f"x must have {input_size} features (input_size); got {features} (shape {tuple(x.shape)})"
+        )
     if lengths is None:
         return None
     if not isinstance(lengths, torch.Tensor):

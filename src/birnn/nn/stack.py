@@ -66,7 +66,11 @@ class BiRNN(nn.Module):
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}; got {cell!r}")
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+        for name, value in (
+            ("input_size", input_size),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
         if not 0.0 <= dropout < 1.0:
@@ -74,7 +78,9 @@ class BiRNN(nn.Module):
         backward_hidden_size = hidden_size if backward_hidden_size is None else backward_hidden_size
         check_merge(merge, hidden_size, backward_hidden_size)
         if num_layers > 1 and merged_size(merge, hidden_size, backward_hidden_size) is None:
-            raise ValueError("stacked layers need merge 'concat', 'sum', 'mul' or 'ave' to size the next layer")
+            raise ValueError(
+                "stacked layers need merge 'concat', 'sum', 'mul' or 'ave' to size the next layer"
+            )
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.backward_hidden_size = backward_hidden_size
         self.cell, self.merge, self.dropout, self.bias = CELLS[cell], merge, dropout, bias
@@ -114,7 +120,10 @@ class BiRNN(nn.Module):
         if self.hidden_size != self.backward_hidden_size:
             return "per-direction", "the directions have different hidden sizes"
         if self.num_layers > 1 and self.merge != "concat":
-            return "per-direction", f"layers are joined by merge={self.merge!r}, which torch's stack cannot do"
+            return (
+                "per-direction",
+                f"layers are joined by merge={self.merge!r}, which torch's stack cannot do",
+            )
         if uniform:
             return "fused", "every sequence has length T: one bidirectional fused call"
         if self.cell == "lstm":
@@ -127,22 +136,30 @@ class BiRNN(nn.Module):
             lengths = None
         self.kernel, self._reason = self._choose(lengths, x.shape[1])
         batch = x.shape[0]
-        init_fwd = initial[0] if initial is not None else kernels.zero_state(
-            self.cell, self.num_layers, batch, self.hidden_size, x
+        init_fwd = (
+            initial[0]
+            if initial is not None
+            else kernels.zero_state(self.cell, self.num_layers, batch, self.hidden_size, x)
         )
-        init_bwd = initial[1] if initial is not None else kernels.zero_state(
-            self.cell, self.num_layers, batch, self.backward_hidden_size, x
+        init_bwd = (
+            initial[1]
+            if initial is not None
+            else kernels.zero_state(self.cell, self.num_layers, batch, self.backward_hidden_size, x)
         )
         if self.kernel == "per-direction":
             output, final = self._per_direction(x, lengths, init_fwd, init_bwd)
         else:
             output, final = self._fused(x, lengths, init_fwd, init_bwd)
         if self.merge != "concat":
-            output = merge_directions(self.merge, output[..., : self.hidden_size], output[..., self.hidden_size :])
+            output = merge_directions(
+                self.merge, output[..., : self.hidden_size], output[..., self.hidden_size :]
+            )
         return BiOutput(output, final)
 
     def _fused(self, x, lengths, init_fwd, init_bwd) -> tuple[torch.Tensor, Final]:
-        weights = [w for layer in range(self.num_layers) for s in ("", "_reverse") for w in self._weights(layer, s)]
+        weights = [
+            w for layer in range(self.num_layers) for s in ("", "_reverse") for w in self._weights(layer, s)
+        ]
         state = _interleave(init_fwd, init_bwd)
         args = (weights, self.num_layers, self.dropout, self.training, True)
         if lengths is None:
@@ -159,11 +176,15 @@ class BiRNN(nn.Module):
                 layer_input = nn.functional.dropout(layer_input, self.dropout, self.training)
             out_fwd, final_fwd = self._direction(layer_input, lengths, _layer(init_fwd, layer), layer, "")
             reversed_input = reverse_padded(layer_input, lengths)
-            out_rev, final_bwd = self._direction(reversed_input, lengths, _layer(init_bwd, layer), layer, "_reverse")
+            out_rev, final_bwd = self._direction(
+                reversed_input, lengths, _layer(init_bwd, layer), layer, "_reverse"
+            )
             out_bwd = reverse_padded(out_rev, lengths)
             finals_fwd.append(final_fwd)
             finals_bwd.append(final_bwd)
-            merged = merge_directions("concat" if layer == self.num_layers - 1 else self.merge, out_fwd, out_bwd)
+            merged = merge_directions(
+                "concat" if layer == self.num_layers - 1 else self.merge, out_fwd, out_bwd
+            )
             layer_input = merged
         return layer_input, Final(_stack_layers(finals_fwd), _stack_layers(finals_bwd))
 
