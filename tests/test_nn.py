@@ -44,8 +44,14 @@ def test_parity_with_torch_outputs_and_gradients(cell, variable):
     torch.testing.assert_close(result.final.fwd[0] if cell == "lstm" else result.final.fwd, h_theirs[0::2])
     torch.testing.assert_close(result.final.bwd[0] if cell == "lstm" else result.final.bwd, h_theirs[1::2])
     weights = torch.randn_like(expected)
-    (expected * weights).sum().backward()
-    (result.output * weights).sum().backward()
+    loss_theirs, loss_ours = (expected * weights).sum(), (result.output * weights).sum()
+    if cell == "lstm":  # the final cell states (recomputed on the padded path) and their gradients too
+        torch.testing.assert_close(result.final.fwd.c, h_n[1][0::2], atol=1e-10, rtol=0)
+        torch.testing.assert_close(result.final.bwd.c, h_n[1][1::2], atol=1e-10, rtol=0)
+        loss_theirs = loss_theirs + h_n[1].sum()
+        loss_ours = loss_ours + result.final.fwd.c.sum() + result.final.bwd.c.sum()
+    loss_theirs.backward()
+    loss_ours.backward()
     assert_same_gradients(ours, reference)
 
 
@@ -155,10 +161,10 @@ def test_kernel_choice_is_explained():
     model(torch.randn(2, 5, 3))
     assert model.kernel == "fused"
     model(torch.randn(2, 5, 3), torch.tensor([5, 2]))
-    assert model.kernel == "fused-packed" and "cell state" in model.explain()
-    gru = BiRNN(3, 4, cell="gru")
-    gru(torch.randn(2, 5, 3), torch.tensor([5, 2]))
-    assert gru.kernel == "per-direction"
+    assert model.kernel == "per-direction" and "packing's backward" in model.explain()
+    with torch.no_grad():
+        model(torch.randn(2, 5, 3), torch.tensor([5, 2]))
+    assert model.kernel == "fused-packed" and "skips the padding" in model.explain()
 
 
 def test_torch_compile_gives_the_same_result():

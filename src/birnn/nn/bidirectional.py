@@ -25,6 +25,7 @@ from birnn.nn.functional import (
     check_merge,
     check_sequence_input,
     last_valid,
+    lstm_cell_state,
     merge_directions,
     padding_mask,
     reverse_padded,
@@ -32,6 +33,49 @@ from birnn.nn.functional import (
 from birnn.nn.recurrent import Recurrent
 
 _CELLS = {nn.LSTM: "lstm", nn.GRU: "gru"}
+
+
+class LSTMState:
+    """An LSTM state (h, c) that unpacks like a pair; ``c`` may be computed on first access.
+
+    On varying lengths the fast padded path knows every h but not the final c;
+    ``c`` is then recomputed from the outputs (``lstm_cell_state``) only if asked for.
+    """
+
+    def __init__(self, h: torch.Tensor, c: torch.Tensor | None = None, compute_c: Any = None) -> None:
+        self.h = h
+        self._c = c
+        self._compute_c = compute_c
+
+    @property
+    def c(self) -> torch.Tensor:
+        if self._c is None:
+            self._c = self._compute_c()
+        return self._c
+
+    def __iter__(self):
+        yield self.h
+        yield self.c
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if index in (0, -2):
+            return self.h
+        if index in (1, -1):
+            return self.c
+        raise IndexError(f"an LSTM state holds 2 tensors (h, c); got index {index}")
+
+    def __len__(self) -> int:
+        return 2
+
+    def __repr__(self) -> str:
+        return (
+            f"LSTMState(h={tuple(self.h.shape)}, c={'pending' if self._c is None else tuple(self._c.shape)})"
+        )
+
+
+def as_state(state: Any) -> Any:
+    """Kernel results (h, c) as an LSTMState; plain hidden states unchanged."""
+    return LSTMState(*state) if isinstance(state, tuple) else state
 
 
 class Final(NamedTuple):
@@ -54,7 +98,7 @@ class BiOutput(NamedTuple):
 
 
 def _top_hidden(state: Any) -> torch.Tensor:
-    h = state[0] if isinstance(state, tuple) else state
+    h = state.h if isinstance(state, LSTMState) else state[0] if isinstance(state, tuple) else state
     return h[-1] if h.dim() == 3 else h
 
 
@@ -95,10 +139,10 @@ def _fresh_copy(module: nn.Module) -> nn.Module:
     return clone
 
 
-def _state_top(state: Any, layers: int) -> Any:
+def _top_layer(state: Any) -> Any:
     """(L, B, H) torch layout -> the top layer (B, H); pairs elementwise."""
     if isinstance(state, tuple):
-        return tuple(_state_top(s, layers) for s in state)
+        return tuple(s[-1] for s in state)
     return state[-1]
 
 
@@ -107,10 +151,12 @@ def run_direction(
 ) -> tuple[torch.Tensor, Any]:
     """Run one unidirectional module left to right. -> out (B, T, H) (0 at padding), final state.
 
-    nn.RNNBase modules use torch's fused kernel: on the padded batch when every
-    length is T, or for GRU/RNN (their final h is the output at lengths-1, and
-    trailing padding cannot reach valid steps); LSTMs with varying lengths run
-    packed, which also gives the exact final cell state c.
+    nn.RNNBase modules use torch's fused kernel on the padded batch: trailing
+    padding cannot reach valid steps, the final h is the output at lengths-1,
+    and an LSTM's final c is recomputed from the outputs when first accessed.
+    Packed input is used instead without autograd (packing skips padding and
+    its slow backward is not needed) and for stacked LSTMs (whose lower
+    layers' outputs, needed to recompute c, stay inside the fused call).
     """
     if isinstance(module, Recurrent):
         return module(x, initial, lengths)
@@ -119,17 +165,20 @@ def run_direction(
     state = initial if initial is not None else kernels.zero_state(cell, layers, batch, module.hidden_size, x)
     state = _with_layer_dim(state)
     weights = module._flat_weights
-    uniform = lengths is None or bool((lengths == x.shape[1]).all())
     args = (weights, layers, module.dropout, module.training, False)
-    if uniform:
+    if lengths is None or bool((lengths == x.shape[1]).all()):
         out, final = kernels.run_padded(cell, x, state, *args)
-        return out, _state_top(final, layers)
-    if cell == "lstm":
+        return out, as_state(_top_layer(final))
+    if not torch.is_grad_enabled() or (cell == "lstm" and layers > 1):
         out, final = kernels.run_packed(cell, x, lengths, state, *args)
-        return out, _state_top(final, layers)
+        return out, as_state(_top_layer(final))
     out, _ = kernels.run_padded(cell, x, state, *args)
     out = out * padding_mask(lengths, x.shape[1])[..., None]
-    return out, last_valid(out, lengths)
+    h = last_valid(out, lengths)
+    if cell != "lstm":
+        return out, h
+    h0, c0 = state[0][0], state[1][0]
+    return out, LSTMState(h, compute_c=lambda: lstm_cell_state(x, out, h0, c0, weights, lengths))
 
 
 def _with_layer_dim(state: Any) -> Any:

@@ -118,3 +118,38 @@ def check_sequence_input(
     if low < 1 or high > steps:
         raise ValueError(f"lengths must lie in [1, T={steps}]; got min {low}, max {high}")
     return lengths.to(device=x.device, dtype=torch.int64)
+
+
+def lstm_cell_state(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    weights: list[torch.Tensor],
+    lengths: torch.Tensor,
+) -> torch.Tensor:
+    """The LSTM cell state after each sequence's last valid step, recomputed from the outputs.
+
+    A fused kernel on a padded batch returns every h_t but only the cell state
+    after step T. Since the gates at step t depend only on x_t and h_{t-1},
+
+        [i, f, g, o]_t = x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh
+        c_t = σ(f_t) ⊙ c_{t-1} + σ(i_t) ⊙ tanh(g_t)      (frozen for t >= lengths[b])
+
+    gives c_{lengths[b]-1} with one GEMM and T elementwise steps.
+
+    x: (B, T, I); h: (B, T, H) the layer's outputs; h0, c0: (B, H);
+    weights: [W_ih (4H, I), W_hh (4H, H), b_ih (4H,), b_hh (4H,)] (biases optional) -> c (B, H)
+    """
+    h_previous = torch.cat([h0.unsqueeze(1), h[:, :-1]], dim=1)  # (B, T, H)
+    gates = x @ weights[0].T + h_previous @ weights[1].T  # (B, T, 4H)
+    if len(weights) == 4:
+        gates = gates + weights[2] + weights[3]
+    i, f, g, _ = gates.chunk(4, dim=-1)
+    update = torch.sigmoid(i) * torch.tanh(g)
+    forget = torch.sigmoid(f)
+    valid = padding_mask(lengths, x.shape[1])
+    c = c0
+    for t in range(int(lengths.max())):
+        c = torch.where(valid[:, t, None], forget[:, t] * c + update[:, t], c)
+    return c
