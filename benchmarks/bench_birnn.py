@@ -104,7 +104,8 @@ def main() -> None:
     peak = gemm_peak()
     print(f"# BiRNN speed — {machine()}; float32 GEMM peak {peak / 1e9:.0f} GFLOP/s\n")
     print(
-        "| config | cell | implementation | train tok/s | × fused | % peak | infer tok/s | × fused | kernel (train) |"
+        "| config | cell | implementation | train tok/s | × fused | % peak "
+        "| infer tok/s | × fused | kernel (train) |"
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---|")
     runs = [("a", "lstm"), ("b", "lstm"), ("b", "gru"), ("b", "rnn_tanh")]
