@@ -104,8 +104,7 @@ def main() -> None:
     peak = gemm_peak()
     print(f"# BiRNN speed — {machine()}; float32 GEMM peak {peak / 1e9:.0f} GFLOP/s\n")
     print(
-        "| config | cell | implementation | train tok/s | × fused | % peak "
-        "| infer tok/s | × fused | kernel (train) |"
+        "| config | cell | implementation | train tok/s | × fused | % peak | infer tok/s | × fused | kernel (train) |"
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---|")
     runs = [("a", "lstm"), ("b", "lstm"), ("b", "gru"), ("b", "rnn_tanh")]
@@ -115,9 +114,7 @@ def main() -> None:
         c = CONFIGS[name]
         g = torch.Generator().manual_seed(0)
         lengths = (
-            torch.randint(10, c["T"] + 1, (c["B"],), generator=g)
-            if c["variable"]
-            else torch.full((c["B"],), c["T"])
+            torch.randint(10, c["T"] + 1, (c["B"],), generator=g) if c["variable"] else torch.full((c["B"],), c["T"])
         )
         tokens = int(lengths.sum())
         x = torch.randn(c["B"], c["T"], c["I"], generator=g)

@@ -16,7 +16,5 @@ def test_unknown_option_is_one_line_exit_2(capsys):
 
 
 def test_console_script_runs_as_module():
-    done = subprocess.run(
-        [sys.executable, "-m", "birnn.cli", "--help"], capture_output=True, text=True, check=False
-    )
+    done = subprocess.run([sys.executable, "-m", "birnn.cli", "--help"], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and "Usage" in done.stdout

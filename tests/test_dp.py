@@ -97,9 +97,7 @@ def test_padding_never_changes_a_sequence(lengths, extra, method, seed):
         noisy[b, n:] = 100 * torch.randn(steps - n, 3, generator=g, dtype=torch.float64)
     lens = torch.tensor(lengths)
     for fn in (dp.log_partition, dp.marginals):
-        torch.testing.assert_close(
-            fn(start, trans, unary, lens, method), fn(start, trans, noisy, lens, method)
-        )
+        torch.testing.assert_close(fn(start, trans, unary, lens, method), fn(start, trans, noisy, lens, method))
     for b, n in enumerate(lengths):
         alone = dp.log_partition(start, trans, unary[b : b + 1, :n], None, method)
         assert dp.log_partition(start, trans, noisy, lens, method)[b].item() == pytest.approx(alone.item())

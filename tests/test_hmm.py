@@ -100,9 +100,7 @@ def test_agrees_with_hmmlearn(k, v):
     paths, log_prob = hmm.viterbi(sequences)
     their_log_prob, their_path = model.decode(concatenated, lengths, algorithm="viterbi")
     assert log_prob.sum() == pytest.approx(their_log_prob, rel=1e-10)
-    assert (
-        np.concatenate([p[:n] for p, n in zip(paths, lengths, strict=True)]).tolist() == their_path.tolist()
-    )
+    assert np.concatenate([p[:n] for p, n in zip(paths, lengths, strict=True)]).tolist() == their_path.tolist()
     # one Baum–Welch step from the same parameters
     fitted, _ = HMM.fit(sequences, k, n_iter=1, init=hmm, tol=-np.inf)
     model.fit(concatenated, lengths)

@@ -17,13 +17,9 @@ def group() -> None:
 
 
 @group.command("casino")
-@click.option(
-    "--rolls", default=300, show_default=True, type=click.IntRange(min=1), help="Die rolls to sample."
-)
+@click.option("--rolls", default=300, show_default=True, type=click.IntRange(min=1), help="Die rolls to sample.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed of the sample.")
-@click.option(
-    "--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG of P(loaded) here."
-)
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG of P(loaded) here.")
 def casino_command(rolls: int, seed: int, plot: Path | None) -> None:
     """Durbin's occasionally dishonest casino: sample rolls, decode the die three ways."""
     hmm = casino()
@@ -76,9 +72,7 @@ _DATA = click.Path(dir_okay=False, path_type=Path)
 @click.argument("data", type=_DATA)
 @click.option("--states", required=True, type=click.IntRange(min=1), help="Number of hidden states K.")
 @click.option("--out", default=Path("model.json"), show_default=True, type=_DATA, help="Fitted HMM (JSON).")
-@click.option(
-    "--iters", default=100, show_default=True, type=click.IntRange(min=1), help="Max EM iterations."
-)
+@click.option("--iters", default=100, show_default=True, type=click.IntRange(min=1), help="Max EM iterations.")
 @click.option("--tol", default=1e-4, show_default=True, type=float, help="Stop when log p gains less.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random initial parameters.")
 def fit_command(data: Path, states: int, out: Path, iters: int, tol: float, seed: int) -> None:
@@ -101,8 +95,7 @@ def decode_command(model: Path, data: Path) -> None:
     for number, sequence in enumerate(read_sequences(data), start=1):
         if sequence.max() >= hmm.n_symbols:
             raise ValueError(
-                f"{data}: sequence {number} has symbol {int(sequence.max())}; "
-                f"the model knows [0, {hmm.n_symbols})"
+                f"{data}: sequence {number} has symbol {int(sequence.max())}; the model knows [0, {hmm.n_symbols})"
             )
         path, _ = hmm.viterbi(sequence)
         click.echo(" ".join(str(s) for s in path))

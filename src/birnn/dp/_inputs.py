@@ -31,9 +31,7 @@ def check_chain(
     if batch < 1 or steps < 1 or k < 1:
         raise ValueError(f"log_unary must be non-empty; got shape {tuple(log_unary.shape)}")
     if tuple(log_start.shape) != (k,):
-        raise ValueError(
-            f"log_start must have shape (K={k},) to match log_unary; got {tuple(log_start.shape)}"
-        )
+        raise ValueError(f"log_start must have shape (K={k},) to match log_unary; got {tuple(log_start.shape)}")
     if tuple(log_trans.shape) != (k, k):
         raise ValueError(
             f"log_trans must have shape (K, K) = ({k}, {k}) to match log_unary; got {tuple(log_trans.shape)}"

@@ -79,15 +79,9 @@ def as_observations(obs: Any, lengths: Any, n_symbols: int, name: str = "obs") -
     return Observations(np.where(valid, symbols, 0), checked, unbatched, torch_like)
 
 
-def _check_symbols(
-    array: np.ndarray, n_symbols: int, name: str, valid: np.ndarray | None = None
-) -> np.ndarray:
+def _check_symbols(array: np.ndarray, n_symbols: int, name: str, valid: np.ndarray | None = None) -> np.ndarray:
     if array.size and not np.issubdtype(array.dtype, np.integer):
-        if (
-            np.issubdtype(array.dtype, np.floating)
-            and np.all(np.isfinite(array))
-            and np.all(array == np.round(array))
-        ):
+        if np.issubdtype(array.dtype, np.floating) and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
             array = array.astype(np.int64)
         else:
             raise TypeError(f"{name} must hold integer symbols in [0, {n_symbols}); got dtype {array.dtype}")

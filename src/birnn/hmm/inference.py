@@ -38,9 +38,7 @@ def _run(before: np.ndarray, trans: np.ndarray, emit: np.ndarray) -> tuple[np.nd
     return states[:, :, 0], log_norms[:, :, 0]
 
 
-def forward(
-    start: np.ndarray, trans: np.ndarray, emit: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def forward(start: np.ndarray, trans: np.ndarray, emit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scaled forward pass.
 
         α̂_0 = π ⊙ e_0 / c_0,   α̂_t = (α̂_{t-1} @ A) ⊙ e_t / c_t,   log p(x) = Σ_t log c_t
@@ -154,9 +152,7 @@ def viterbi(
     return paths, final.max(axis=-1)
 
 
-def _first_state(
-    delta0: np.ndarray, log_trans: np.ndarray, second: np.ndarray, lengths: np.ndarray
-) -> np.ndarray:
+def _first_state(delta0: np.ndarray, log_trans: np.ndarray, second: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """h_0 = argmax_i δ_0(i) + log A(i, h_1), or argmax δ_0 for chains of length 1."""
     towards_second = (delta0 + log_trans[:, second].T).argmax(axis=-1)
     return np.where(lengths > 1, towards_second, delta0.argmax(axis=-1))

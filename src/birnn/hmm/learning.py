@@ -16,9 +16,7 @@ import numpy as np
 from birnn.hmm.inference import smooth
 
 
-def expected_transitions(
-    trans: np.ndarray, alpha: np.ndarray, u: np.ndarray, lengths: np.ndarray
-) -> np.ndarray:
+def expected_transitions(trans: np.ndarray, alpha: np.ndarray, u: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Σ_b Σ_t ξ_t(i, j) without materialising (B, T-1, K, K). -> (K, K)."""
     steps = alpha.shape[1]
     valid_next = (np.arange(1, steps)[None, :] < lengths[:, None])[..., None]  # (B, T-1, 1)

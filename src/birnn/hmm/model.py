@@ -80,9 +80,7 @@ class HMM:
         return self.start, self.transition, self.emission
 
     # ----- sampling ---------------------------------------------------------------------------
-    def sample(
-        self, n: int, T: int, seed: int | np.random.Generator | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def sample(self, n: int, T: int, seed: int | np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw n sequences of length T. -> obs (n, T) int64, states (n, T) int64."""
         if n < 1 or T < 1:
             raise ValueError(f"n and T must be >= 1; got n={n}, T={T}")

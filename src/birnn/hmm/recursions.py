@@ -95,9 +95,7 @@ def _chunk_length(steps: int) -> int:
     return max(1, math.isqrt(steps))
 
 
-def propagate_chunked(
-    before: np.ndarray, trans: np.ndarray, emit: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def propagate_chunked(before: np.ndarray, trans: np.ndarray, emit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``propagate`` with R = 1 in O(√T) Python steps (module docstring).
 
     before: (B, K); trans: (K, K); emit: (B, T, K) -> states (B, T, K), log_norms (B, T).

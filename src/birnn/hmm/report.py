@@ -60,9 +60,7 @@ def plot_state_probability(
         label=f"truly {state_name}",
     )
     axes.plot(steps, smoothed[:, state], color="C0", label=f"P({state_name} | all rolls)  forward–backward")
-    axes.plot(
-        steps, filtered[:, state], color="C1", lw=1, label=f"P({state_name} | rolls so far)  forward only"
-    )
+    axes.plot(steps, filtered[:, state], color="C1", lw=1, label=f"P({state_name} | rolls so far)  forward only")
     axes.set(xlabel="roll", ylabel="probability", ylim=(0, 1), xlim=(0, len(steps) - 1))
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize=8, frameon=False)
     figure.tight_layout()

@@ -68,9 +68,7 @@ class LSTMState:
         return 2
 
     def __repr__(self) -> str:
-        return (
-            f"LSTMState(h={tuple(self.h.shape)}, c={'pending' if self._c is None else tuple(self._c.shape)})"
-        )
+        return f"LSTMState(h={tuple(self.h.shape)}, c={'pending' if self._c is None else tuple(self._c.shape)})"
 
 
 def as_state(state: Any) -> Any:
@@ -116,13 +114,9 @@ def _check_direction(module: nn.Module, name: str) -> None:
                 "(Bidirectional builds the reverse direction itself)"
             )
         if not module.batch_first:
-            raise ValueError(
-                f"{name} must have batch_first=True; got {type(module).__name__}(batch_first=False)"
-            )
+            raise ValueError(f"{name} must have batch_first=True; got {type(module).__name__}(batch_first=False)")
         if getattr(module, "proj_size", 0):
-            raise ValueError(
-                f"{name}: LSTMs with proj_size are not supported; got proj_size={module.proj_size}"
-            )
+            raise ValueError(f"{name}: LSTMs with proj_size are not supported; got proj_size={module.proj_size}")
     elif not isinstance(module, Recurrent):
         raise TypeError(
             f"{name} must be nn.RNN/nn.GRU/nn.LSTM (batch_first=True) or birnn.nn.Recurrent; "
@@ -199,9 +193,7 @@ class Bidirectional(nn.Module):
     with output (B, T, D), zero at padding.
     """
 
-    def __init__(
-        self, forward: nn.Module, backward: nn.Module | None = None, merge: Merge = "concat"
-    ) -> None:
+    def __init__(self, forward: nn.Module, backward: nn.Module | None = None, merge: Merge = "concat") -> None:
         super().__init__()
         _check_direction(forward, "forward")
         backward = _fresh_copy(forward) if backward is None else backward
@@ -224,8 +216,6 @@ class Bidirectional(nn.Module):
         lengths = check_sequence_input(x, lengths, self.input_size)
         initial_fwd, initial_bwd = (None, None) if initial is None else initial
         out_fwd, final_fwd = run_direction(self.forward_layer, x, lengths, initial_fwd)
-        out_rev, final_bwd = run_direction(
-            self.backward_layer, reverse_padded(x, lengths), lengths, initial_bwd
-        )
+        out_rev, final_bwd = run_direction(self.backward_layer, reverse_padded(x, lengths), lengths, initial_bwd)
         out_bwd = reverse_padded(out_rev, lengths)
         return BiOutput(merge_directions(self.merge, out_fwd, out_bwd), Final(final_fwd, final_bwd))

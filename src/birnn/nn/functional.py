@@ -86,9 +86,7 @@ def merge_directions(merge: Merge, forward: torch.Tensor, backward: torch.Tensor
     return merge(forward, backward)
 
 
-def check_sequence_input(
-    x: torch.Tensor, lengths: torch.Tensor | None, input_size: int | None
-) -> torch.Tensor | None:
+def check_sequence_input(x: torch.Tensor, lengths: torch.Tensor | None, input_size: int | None) -> torch.Tensor | None:
     """Validate a padded batch; return lengths as int64 on x's device (None if not given).
 
     x: (B, T, I) float; lengths: (B,) integers in [1, T].
@@ -103,9 +101,7 @@ def check_sequence_input(
     if batch == 0 or steps == 0:
         raise ValueError(f"x must hold at least one step of one sequence; got shape {tuple(x.shape)}")
     if input_size is not None and features != input_size:
-        raise ValueError(
-            f"x must have {input_size} features (input_size); got {features} (shape {tuple(x.shape)})"
-        )
+        raise ValueError(f"x must have {input_size} features (input_size); got {features} (shape {tuple(x.shape)})")
     if lengths is None:
         return None
     if not isinstance(lengths, torch.Tensor):

@@ -36,14 +36,10 @@ class Recurrent(nn.Module):
     out is zero at padding; final is the state after x[b, lengths[b] - 1].
     """
 
-    def __init__(
-        self, cell: nn.Module, hidden_size: int | None = None, input_size: int | None = None
-    ) -> None:
+    def __init__(self, cell: nn.Module, hidden_size: int | None = None, input_size: int | None = None) -> None:
         super().__init__()
         if not isinstance(cell, nn.Module):
-            raise TypeError(
-                f"cell must be an nn.Module mapping (x_t, state) -> state; got {type(cell).__name__}"
-            )
+            raise TypeError(f"cell must be an nn.Module mapping (x_t, state) -> state; got {type(cell).__name__}")
         self.cell = cell
         self.hidden_size = hidden_size if hidden_size is not None else getattr(cell, "hidden_size", None)
         self.input_size = input_size if input_size is not None else getattr(cell, "input_size", None)

@@ -81,9 +81,7 @@ class BiRNN(nn.Module):
         backward_hidden_size = hidden_size if backward_hidden_size is None else backward_hidden_size
         check_merge(merge, hidden_size, backward_hidden_size)
         if num_layers > 1 and merged_size(merge, hidden_size, backward_hidden_size) is None:
-            raise ValueError(
-                "stacked layers need merge 'concat', 'sum', 'mul' or 'ave' to size the next layer"
-            )
+            raise ValueError("stacked layers need merge 'concat', 'sum', 'mul' or 'ave' to size the next layer")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.backward_hidden_size = backward_hidden_size
         self.cell, self.merge, self.dropout, self.bias = CELLS[cell], merge, dropout, bias
@@ -157,15 +155,11 @@ class BiRNN(nn.Module):
         else:
             output, final = self._fused(x, lengths, init_fwd, init_bwd)
         if self.merge != "concat":
-            output = merge_directions(
-                self.merge, output[..., : self.hidden_size], output[..., self.hidden_size :]
-            )
+            output = merge_directions(self.merge, output[..., : self.hidden_size], output[..., self.hidden_size :])
         return BiOutput(output, final)
 
     def _fused(self, x, lengths, init_fwd, init_bwd) -> tuple[torch.Tensor, Final]:
-        weights = [
-            w for layer in range(self.num_layers) for s in ("", "_reverse") for w in self._weights(layer, s)
-        ]
+        weights = [w for layer in range(self.num_layers) for s in ("", "_reverse") for w in self._weights(layer, s)]
         state = _interleave(init_fwd, init_bwd)
         args = (weights, self.num_layers, self.dropout, self.training, True)
         if lengths is None:
@@ -182,15 +176,11 @@ class BiRNN(nn.Module):
                 layer_input = nn.functional.dropout(layer_input, self.dropout, self.training)
             out_fwd, final_fwd = self._direction(layer_input, lengths, _layer(init_fwd, layer), layer, "")
             reversed_input = reverse_padded(layer_input, lengths)
-            out_rev, final_bwd = self._direction(
-                reversed_input, lengths, _layer(init_bwd, layer), layer, "_reverse"
-            )
+            out_rev, final_bwd = self._direction(reversed_input, lengths, _layer(init_bwd, layer), layer, "_reverse")
             out_bwd = reverse_padded(out_rev, lengths)
             finals_fwd.append(final_fwd)
             finals_bwd.append(final_bwd)
-            merged = merge_directions(
-                "concat" if layer == self.num_layers - 1 else self.merge, out_fwd, out_bwd
-            )
+            merged = merge_directions("concat" if layer == self.num_layers - 1 else self.merge, out_fwd, out_bwd)
             layer_input = merged
         return layer_input, Final(_stack_layers(finals_fwd), _stack_layers(finals_bwd))
 
@@ -207,9 +197,7 @@ class BiRNN(nn.Module):
         if self.cell != "lstm":
             return out, h
         h0, c0 = state[0][0], state[1][0]
-        return out, LSTMState(
-            h, compute_c=lambda: lstm_cell_state(x, out, h0, c0, weights, lengths).unsqueeze(0)
-        )
+        return out, LSTMState(h, compute_c=lambda: lstm_cell_state(x, out, h0, c0, weights, lengths).unsqueeze(0))
 
 
 def _layer(state: Any, layer: int) -> Any:

@@ -1,0 +1,202 @@
+"""The bidirectional stack in NumPy, with a hand-written backward pass.
+
+Layer l, for the forward (→) and backward (←) direction, each with its own parameters:
+
+    →H = run(X_l),   ←H = reverse_padded(run(reverse_padded(X_l)))
+    X_{l+1} = merge(→H, ←H)      concat [→H ; ←H] | sum →H + ←H | mul →H ⊙ ←H | ave (→H + ←H)/2
+
+Backward through the merge (dM the gradient of the merged output):
+
+    concat: d→H, d←H = split(dM)   sum: dM, dM   mul: dM ⊙ ←H, dM ⊙ →H   ave: dM/2, dM/2
+
+and through the reversal, which is its own inverse: d(input of ←) = reverse_padded(dx of ←).
+Parameters are keyed by torch's names (``weight_ih_l0``, ``bias_hh_l1_reverse``, …).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from birnn.reference.cells import GATES
+from birnn.reference.inputs import check_input
+from birnn.reference.layer import direction_backward, direction_forward, reverse_padded
+
+CELLS = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh", "rnn_tanh": "rnn_tanh", "rnn_relu": "rnn_relu"}
+MERGES = ("concat", "sum", "mul", "ave")
+_TORCH_NAMES = {"w_ih": "weight_ih", "w_hh": "weight_hh", "b_ih": "bias_ih", "b_hh": "bias_hh"}
+
+
+def _merge(merge: str, fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
+    if merge == "concat":
+        return np.concatenate([fwd, bwd], axis=-1)
+    if merge == "sum":
+        return fwd + bwd
+    if merge == "mul":
+        return fwd * bwd
+    return (fwd + bwd) / 2
+
+
+def _merge_backward(merge: str, d: np.ndarray, fwd: np.ndarray, bwd: np.ndarray):
+    if merge == "concat":
+        return d[..., : fwd.shape[-1]], d[..., fwd.shape[-1] :]
+    if merge == "sum":
+        return d, d
+    if merge == "mul":
+        return d * bwd, d * fwd
+    return d / 2, d / 2
+
+
+class BiRNN:
+    """A NumPy bidirectional RNN/GRU/LSTM stack with backpropagation written out by hand.
+
+    ``out = model.forward(x (B, T, I), lengths (B,) = None)`` -> (B, T, D), zero at padding;
+    ``dx, grads = model.backward(dout (B, T, D))`` -> (B, T, I) and {torch name: gradient}.
+    ``model.summary()`` is [→h after x[b, len-1] ; ←h after x[b, 0]] of the top layer,
+    and ``backward(dout, d_summary=...)`` accepts its gradient too.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        merge: str = "concat",
+        backward_hidden_size: int | None = None,
+        bias: bool = True,
+        dtype: Any = np.float64,
+        seed: int | np.random.Generator | None = 0,
+    ) -> None:
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}; got {cell!r}")
+        if merge not in MERGES:
+            raise ValueError(f"merge must be one of {MERGES}; got {merge!r}")
+        for name, value in (
+            ("input_size", input_size),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+        ):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        backward_hidden_size = hidden_size if backward_hidden_size is None else backward_hidden_size
+        if merge != "concat" and backward_hidden_size != hidden_size:
+            raise ValueError(
+                f"merge={merge!r} needs directions of equal size; got {hidden_size} and {backward_hidden_size}"
+            )
+        self.cell, self.merge, self.bias = CELLS[cell], merge, bias
+        self.input_size, self.num_layers = input_size, num_layers
+        self.sizes = {"": hidden_size, "_reverse": backward_hidden_size}
+        self.dtype = np.dtype(dtype)
+        rng = np.random.default_rng(seed)
+        gates = GATES[self.cell]
+        self.params: dict[str, np.ndarray] = {}
+        layer_input = input_size
+        for layer in range(num_layers):
+            for suffix, size in self.sizes.items():
+                bound = 1 / np.sqrt(size)
+                shapes = {"weight_ih": (gates * size, layer_input), "weight_hh": (gates * size, size)}
+                if bias:
+                    shapes |= {"bias_ih": (gates * size,), "bias_hh": (gates * size,)}
+                for name, shape in shapes.items():
+                    self.params[f"{name}_l{layer}{suffix}"] = rng.uniform(-bound, bound, shape).astype(self.dtype)
+            layer_input = hidden_size + backward_hidden_size if merge == "concat" else hidden_size
+        self._cache: dict[str, Any] | None = None
+
+    @property
+    def output_size(self) -> int:
+        return sum(self.sizes.values()) if self.merge == "concat" else self.sizes[""]
+
+    def _direction_params(self, layer: int, suffix: str) -> dict[str, np.ndarray]:
+        w_ih = self.params[f"weight_ih_l{layer}{suffix}"]
+        zeros = np.zeros(w_ih.shape[0], dtype=self.dtype)
+        return {
+            "w_ih": w_ih,
+            "w_hh": self.params[f"weight_hh_l{layer}{suffix}"],
+            "b_ih": self.params.get(f"bias_ih_l{layer}{suffix}", zeros),
+            "b_hh": self.params.get(f"bias_hh_l{layer}{suffix}", zeros),
+        }
+
+    def _zero_state(self, batch: int, size: int) -> tuple[np.ndarray, ...]:
+        h = np.zeros((batch, size), dtype=self.dtype)
+        return (h, h.copy()) if self.cell == "lstm" else (h,)
+
+    def forward(self, x: np.ndarray, lengths: np.ndarray | None = None, initial: Any = None) -> np.ndarray:
+        """x: (B, T, I); lengths: (B,) in [1, T]; initial: {(layer, suffix): state tuple} -> (B, T, D)."""
+        x, lengths = check_input(x, lengths, self.input_size, self.dtype)
+        batch, steps, _ = x.shape
+        valid = np.arange(steps)[None, :] < lengths[:, None]
+        layers, finals = [], {}
+        layer_input = x
+        for layer in range(self.num_layers):
+            outs, caches = {}, {}
+            for suffix, size in self.sizes.items():
+                start = (initial or {}).get((layer, suffix)) or self._zero_state(batch, size)
+                seen = layer_input if suffix == "" else reverse_padded(layer_input, lengths)
+                out, final, cache = direction_forward(
+                    self.cell, seen, valid, start, self._direction_params(layer, suffix)
+                )
+                outs[suffix] = out if suffix == "" else reverse_padded(out, lengths)
+                caches[suffix], finals[(layer, suffix)] = cache, final
+            layers.append((outs, caches))
+            layer_input = _merge(self.merge, outs[""], outs["_reverse"])
+        self._cache = {"layers": layers, "lengths": lengths, "finals": finals}
+        return layer_input
+
+    def finals(self) -> dict[tuple[int, str], tuple[np.ndarray, ...]]:
+        """Final states of the last forward call, keyed by (layer, "" or "_reverse")."""
+        if self._cache is None:
+            raise RuntimeError("call forward before finals()")
+        return self._cache["finals"]
+
+    def summary(self) -> np.ndarray:
+        """(B, Hf + Hb): [→h after x[b, len-1] ; ←h after x[b, 0]] of the top layer."""
+        top = self.num_layers - 1
+        return np.concatenate([self.finals()[(top, "")][0], self.finals()[(top, "_reverse")][0]], axis=-1)
+
+    def backward(
+        self, d_out: np.ndarray, d_summary: np.ndarray | None = None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Backpropagation through the whole stack. d_out: (B, T, D) -> dx (B, T, I), {name: gradient}."""
+        if self._cache is None:
+            raise RuntimeError("call forward before backward")
+        layers, lengths = self._cache["layers"], self._cache["lengths"]
+        d_out = np.asarray(d_out, dtype=self.dtype)
+        expected = (*layers[0][1][""].x.shape[:2], self.output_size)
+        if d_out.shape != expected:
+            raise ValueError(f"d_out must have the output's shape {expected}; got {d_out.shape}")
+        grads: dict[str, np.ndarray] = {}
+        d_merged = d_out
+        for layer in range(self.num_layers - 1, -1, -1):
+            outs, caches = layers[layer]
+            d_fwd, d_bwd = _merge_backward(self.merge, d_merged, outs[""], outs["_reverse"])
+            d_input = 0.0
+            for suffix, d_dir in (("", d_fwd), ("_reverse", d_bwd)):
+                size = self.sizes[suffix]
+                d_final = list(self._zero_state(d_out.shape[0], size))
+                if d_summary is not None and layer == self.num_layers - 1:
+                    d_final[0] = d_summary[:, :size] if suffix == "" else d_summary[:, self.sizes[""] :]
+                if suffix == "_reverse":
+                    d_dir = reverse_padded(d_dir, lengths)
+                params = self._direction_params(layer, suffix)
+                dx, direction_grads, _ = direction_backward(self.cell, d_dir, tuple(d_final), caches[suffix], params)
+                d_input = d_input + (dx if suffix == "" else reverse_padded(dx, lengths))
+                for short, name in _TORCH_NAMES.items():
+                    key = f"{name}_l{layer}{suffix}"
+                    if key in self.params:
+                        grads[key] = direction_grads[short]
+            d_merged = d_input
+        return d_merged, grads
+
+    # ----- conversion to and from torch (imported lazily) --------------------------------------
+    @classmethod
+    def from_torch(cls, module: Any, dtype: Any = np.float64) -> BiRNN:
+        from birnn.reference.convert import from_torch
+
+        return from_torch(cls, module, dtype)
+
+    def to_torch(self) -> Any:
+        from birnn.reference.convert import to_torch
+
+        return to_torch(self)

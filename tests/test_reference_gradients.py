@@ -1,0 +1,59 @@
+"""The NumPy engine's hand-written backward pass against finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from birnn.reference import BiRNN, gradcheck
+
+CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
+MERGES = ["concat", "sum", "mul", "ave"]
+
+
+def _x(batch=2, steps=4, features=2, seed=0):
+    return np.random.default_rng(seed).standard_normal((batch, steps, features))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("merge", MERGES)
+@pytest.mark.parametrize("variable", [False, True])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_gradcheck_grid(cell, merge, variable, layers):
+    model = BiRNN(2, 2, num_layers=layers, cell=cell, merge=merge, seed=layers)
+    lengths = np.array([4, 2]) if variable else None
+    errors = gradcheck(model, _x(), lengths)
+    assert max(errors.values()) < 1e-6, errors
+    assert set(errors) == set(model.params) | {"x"}
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("layout", ["first_last", "summary"])
+def test_gradcheck_output_layouts(cell, layout):
+    model = BiRNN(2, 3, num_layers=2, cell=cell, backward_hidden_size=2, seed=5)
+    errors = gradcheck(model, _x(steps=5), np.array([5, 3]), layout=layout)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
+    """The check can fail: corrupt one gradient and it must report it."""
+    model = BiRNN(2, 2, cell="gru", seed=0)
+    original = BiRNN.backward
+
+    def broken(self, d_out, d_summary=None):
+        dx, grads = original(self, d_out, d_summary)
+        grads["weight_hh_l0_reverse"] = grads["weight_hh_l0_reverse"] * 1.01
+        return dx, grads
+
+    monkeypatch.setattr(BiRNN, "backward", broken)
+    errors = gradcheck(model, _x())
+    assert errors["weight_hh_l0_reverse"] > 1e-4
+    assert errors["weight_hh_l0"] < 1e-6
+
+
+def test_float32_is_selectable():
+    model = BiRNN(2, 3, dtype=np.float32)
+    out = model.forward(_x())
+    assert out.dtype == np.float32 and out.shape == (2, 4, 6)
+    with pytest.raises(ValueError, match="float64"):
+        gradcheck(model, _x())
