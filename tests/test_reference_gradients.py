@@ -57,3 +57,24 @@ def test_float32_is_selectable():
     assert out.dtype == np.float32 and out.shape == (2, 4, 6)
     with pytest.raises(ValueError, match="float64"):
         gradcheck(model, _x())
+
+
+def test_bad_input_names_the_argument():
+    model = BiRNN(2, 3)
+    with pytest.raises(ValueError, match=r"x must have shape \(B, T, I\)"):
+        model.forward(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="x must have 2 features"):
+        model.forward(np.zeros((1, 4, 3)))
+    with pytest.raises(ValueError, match=r"lengths must lie in \[1, T=4\]; got min 0"):
+        model.forward(_x(), np.array([0, 4]))
+    with pytest.raises(ValueError, match=r"lengths must have shape \(2,\)"):
+        model.forward(_x(), np.array([4]))
+    with pytest.raises(ValueError, match="x contains NaN"):
+        model.forward(np.full((1, 4, 2), np.nan))
+    model.forward(_x())
+    with pytest.raises(ValueError, match=r"d_out must have the output's shape \(2, 4, 6\)"):
+        model.backward(np.zeros((2, 4, 3)))
+    with pytest.raises(ValueError, match="merge='sum' needs directions of equal size"):
+        BiRNN(2, 3, backward_hidden_size=2, merge="sum")
+    with pytest.raises(ValueError, match="cell must be one of"):
+        BiRNN(2, 3, cell="conv")
