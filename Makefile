@@ -28,6 +28,8 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_hmm.py
+	$(BIN)/python benchmarks/bench_birnn.py
+	$(BIN)/python benchmarks/bench_reference.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -4,8 +4,10 @@ Conventions (PyTorch's): the input projection xp_t = x_t W_ihᵀ + b_ih is
 computed for all steps at once outside the step; a state is a tuple, (h,) for
 RNN and GRU, (h, c) for LSTM; W_hh: (G·H, H), b_hh: (G·H,) with G gates.
 Each backward step takes the gradient of the loss with respect to the new
-state and returns the gradients with respect to xp_t, the previous state,
-W_hh and b_hh.
+state and returns the gradients with respect to xp_t, the previous state and
+the recurrent pre-activation hp_t = h_{t-1} W_hhᵀ + b_hh; the weight gradients
+dW_hh = Σ_t dhp_tᵀ h_{t-1} and db_hh = Σ_t dhp_t are then one GEMM over all
+steps (``layer.direction_backward``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ State = tuple[np.ndarray, ...]
 
 
 def sigmoid(a: np.ndarray) -> np.ndarray:
-    """σ(a) = 1 / (1 + e^{-a}), computed without overflow for large |a|."""
-    e = np.exp(-np.abs(a))
-    return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+    """σ(a) = 1 / (1 + e^{-a}) = (1 + tanh(a/2)) / 2, the second form never overflowing."""
+    return 0.5 + 0.5 * np.tanh(0.5 * a)
 
 
 # ----- Elman RNN -------------------------------------------------------------------------------
@@ -36,14 +37,14 @@ def rnn_step_forward(xp, state, w_hh, b_hh, nonlinearity="tanh"):
 
 
 def rnn_step_backward(d_state, cache):
-    """da = dh ⊙ φ'(a);  dxp = da;  dh_{t-1} = da W_hh;  dW_hh = daᵀ h_{t-1};  db_hh = Σ_b da.
+    """da = dh ⊙ φ'(a);  dxp = dhp = da;  dh_{t-1} = da W_hh.
 
-    φ'(a) = 1 - h² for tanh, [a > 0] for relu. -> dxp, (dh_{t-1},), dW_hh, db_hh
+    φ'(a) = 1 - h² for tanh, [a > 0] for relu. -> dxp, (dh_{t-1},), dhp
     """
     (dh,) = d_state
-    h_prev, a, h, w_hh, nonlinearity = cache
+    _, a, h, w_hh, nonlinearity = cache
     da = dh * (1 - h * h) if nonlinearity == "tanh" else dh * (a > 0)
-    return da, (da @ w_hh,), da.T @ h_prev, da.sum(axis=0)
+    return da, (da @ w_hh,), da
 
 
 # ----- GRU (PyTorch's formulation) -------------------------------------------------------------
@@ -85,7 +86,7 @@ def gru_step_backward(d_state, cache):
     da_z = dz * z * (1 - z)
     dxp = np.concatenate([da_r, da_z, da_n], axis=-1)
     dhp = np.concatenate([da_r, da_z, da_n * r], axis=-1)
-    return dxp, (dh * z + dhp @ w_hh,), dhp.T @ h_prev, dhp.sum(axis=0)
+    return dxp, (dh * z + dhp @ w_hh,), dhp
 
 
 # ----- LSTM ------------------------------------------------------------------------------------
@@ -102,8 +103,14 @@ def lstm_step_forward(xp, state, w_hh, b_hh):
     """
     h_prev, c_prev = state
     a = xp + h_prev @ w_hh.T + b_hh
-    a_i, a_f, a_g, a_o = np.split(a, 4, axis=-1)
-    i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)
+    hidden = c_prev.shape[-1]
+    # One tanh for all four gates: σ(a) = (1 + tanh(a/2)) / 2 for i, f, o.
+    a[:, : 2 * hidden] *= 0.5
+    a[:, 3 * hidden :] *= 0.5
+    squashed = np.tanh(a)
+    gates = 0.5 + 0.5 * squashed
+    i, f, o = gates[:, :hidden], gates[:, hidden : 2 * hidden], gates[:, 3 * hidden :]
+    g = squashed[:, 2 * hidden : 3 * hidden]
     c = f * c_prev + i * g
     tanh_c = np.tanh(c)
     return (o * tanh_c, c), (h_prev, c_prev, i, f, g, o, tanh_c, w_hh)
@@ -118,13 +125,13 @@ def lstm_step_backward(d_state, cache):
     dxp = da,  dh_{t-1} = da W_hh,  dW_hh = daᵀ h_{t-1},  db_hh = Σ_b da
     """
     dh, dc_next = d_state
-    h_prev, c_prev, i, f, g, o, tanh_c, w_hh = cache
+    _, c_prev, i, f, g, o, tanh_c, w_hh = cache
     do = dh * tanh_c
     dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
     da = np.concatenate(
         [dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g * g), do * o * (1 - o)], axis=-1
     )
-    return da, (da @ w_hh, dc * f), da.T @ h_prev, da.sum(axis=0)
+    return da, (da @ w_hh, dc * f), da
 
 
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
