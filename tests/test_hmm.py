@@ -110,30 +110,28 @@ def test_agrees_with_hmmlearn(k, v):
 
 
 @pytest.mark.parametrize("k", [2, 3, 8])
-def test_chunked_recursions_match_the_plain_ones(k):
+def test_compiled_and_blas_engines_agree(k, monkeypatch):
     hmm = random_hmm(k, k, 5, sparse=True)
     obs, _ = hmm.sample(3, 300, seed=k)
     lengths = np.array([300, 177, 64])
-    emit = inf.emission_table(hmm.emission, obs, lengths)
-    before = hmm.start * emit[:, 0]
-    before /= before.sum(1, keepdims=True)
-    plain, plain_norms = inf.propagate(before[:, None], hmm.transition, emit[:, 1:])
-    chunked, chunked_norms = inf.propagate_chunked(before, hmm.transition, emit[:, 1:])
-    np.testing.assert_allclose(chunked, plain[:, :, 0], atol=1e-12)
-    np.testing.assert_allclose(chunked_norms, plain_norms[:, :, 0], atol=1e-10)
-    # Viterbi: the chunked path (what hmm.viterbi uses here) reaches the plain recursion's optimum.
+    results = {}
+    for blas in (False, True):
+        monkeypatch.setattr(inf, "use_blas", lambda batch, states, blas=blas: blas)
+        results[blas] = (
+            hmm.posterior(obs, lengths),
+            hmm.log_likelihood(obs, lengths),
+            hmm.pairwise_posterior(obs, lengths),
+            hmm.viterbi(obs, lengths),
+        )
+    for ours, theirs in zip(results[False][:3], results[True][:3], strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-10)
+    # Viterbi always runs compiled; its path must reach the optimum the brute force confirms elsewhere.
+    paths, log_prob = results[False][3]
     with np.errstate(divide="ignore"):
-        log_emit, log_start, log_trans = np.log(emit), np.log(hmm.start), np.log(hmm.transition)
-    delta0 = log_start + log_emit[:, 0]
-    valid = np.arange(300)[None] < lengths[:, None]
-    deltas, _ = inf.propagate_max(delta0[:, None], log_trans, log_emit[:, 1:], valid[:, 1:])
-    assert inf.use_chunks(300, k)
-    paths, log_prob = hmm.viterbi(obs, lengths)
+        log_start, log_trans = np.log(hmm.start), np.log(hmm.transition)
     for b, n in enumerate(lengths):
-        optimum = deltas[b, -1, 0].max()
-        assert log_prob[b] == pytest.approx(optimum, abs=1e-9)
         achieved = path_score(paths[b, :n], log_start, log_trans, hmm_log_unary(hmm.emission, obs[b, :n]))
-        assert achieved == pytest.approx(optimum, abs=1e-9)
+        assert achieved == pytest.approx(log_prob[b], abs=1e-9)
 
 
 @given(lengths=st.lists(st.integers(1, 80), min_size=1, max_size=4), seed=st.integers(0, 100))

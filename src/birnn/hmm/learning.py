@@ -2,7 +2,7 @@
 
 E-step (forward–backward, ``inference.smooth``):
     γ_t(k)   = p(h_t = k | x)
-    Σ_t ξ_t(i, j) = A(i, j) Σ_t α̂_t(i) u_{t+1}(j) / ((α̂_t @ A) · u_{t+1})
+    Σ_t ξ_t(i, j) = A(i, j) Σ_t α̂_t(i) e_{t+1}(j) β̂_{t+1}(j) / c_{t+1}
 M-step:
     π(k) ∝ Σ_b γ_0(k),  A(i, j) ∝ Σ ξ_t(i, j),  E(k, v) ∝ Σ_{t: x_t = v} γ_t(k)
 
@@ -13,16 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from birnn.hmm.inference import smooth
-
-
-def expected_transitions(trans: np.ndarray, alpha: np.ndarray, u: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Σ_b Σ_t ξ_t(i, j) without materialising (B, T-1, K, K). -> (K, K)."""
-    steps = alpha.shape[1]
-    valid_next = (np.arange(1, steps)[None, :] < lengths[:, None])[..., None]  # (B, T-1, 1)
-    norm = np.einsum("btk,btk->bt", alpha[:, :-1] @ trans, u[:, 1:])[..., None]
-    weighted_u = np.where(valid_next, u[:, 1:] / np.where(norm > 0, norm, 1.0), 0.0)
-    return trans * np.einsum("bti,btj->ij", alpha[:, :-1], weighted_u)
+from birnn.hmm.inference import expected_transitions, smooth
 
 
 def _normalise_rows(x: np.ndarray) -> np.ndarray:
@@ -35,14 +26,14 @@ def em_step(
     start: np.ndarray, trans: np.ndarray, emission: np.ndarray, obs: np.ndarray, lengths: np.ndarray
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], float]:
     """One Baum–Welch iteration. -> (new start, new transition, new emission), log-likelihood before it."""
-    posterior, alpha, u, log_likelihood = smooth(start, trans, emission, obs, lengths)
+    posterior, alpha, beta, log_c = smooth(start, trans, emission, obs, lengths)
     new_start = _normalise_rows(posterior[:, 0].sum(axis=0))
-    new_trans = _normalise_rows(expected_transitions(trans, alpha, u, lengths))
+    new_trans = _normalise_rows(expected_transitions(trans, emission, obs, lengths, alpha, beta, log_c))
     counts = np.zeros((emission.shape[1], emission.shape[0]))  # (V, K)
     valid = np.arange(obs.shape[1])[None, :] < lengths[:, None]
     np.add.at(counts, obs[valid], posterior[valid])
     new_emission = _normalise_rows(counts.T)
-    return (new_start, new_trans, new_emission), float(log_likelihood.sum())
+    return (new_start, new_trans, new_emission), float(log_c.sum())
 
 
 def random_parameters(
@@ -75,5 +66,5 @@ def baum_welch(
         if len(history) > 1 and history[-1] - history[-2] < tol:
             return params, history
         params = candidate
-    history.append(float(smooth(*params, obs, lengths)[3].sum()))
+    history.append(float(smooth(*params, obs, lengths)[3].sum()))  # log-likelihood = Σ log c
     return params, history

@@ -97,13 +97,13 @@ class HMM:
     def log_likelihood(self, obs: Any, lengths: Any = None) -> Any:
         """log p(x_1..x_T) per sequence. -> (B,) or a scalar array for one sequence."""
         data = as_observations(obs, lengths, self.n_symbols)
-        _, log_likelihood = inference.filter_only(*self._params(), data.obs, data.lengths)
-        return data.give_back(log_likelihood)
+        _, log_c = inference.forward(*self._params(), data.obs, data.lengths)
+        return data.give_back(log_c.sum(axis=1))
 
     def filter(self, obs: Any, lengths: Any = None) -> Any:
         """p(h_t | x_1..x_t): the forward pass alone, what a left-to-right reader knows. -> (B, T, K)."""
         data = as_observations(obs, lengths, self.n_symbols)
-        return data.give_back(inference.filter_only(*self._params(), data.obs, data.lengths)[0])
+        return data.give_back(inference.forward(*self._params(), data.obs, data.lengths)[0])
 
     def posterior(self, obs: Any, lengths: Any = None) -> Any:
         """p(h_t | x_1..x_T): forward–backward smoothing. -> (B, T, K)."""
@@ -113,8 +113,8 @@ class HMM:
     def pairwise_posterior(self, obs: Any, lengths: Any = None) -> Any:
         """p(h_t = i, h_{t+1} = j | x_1..x_T). -> (B, T-1, K, K)."""
         data = as_observations(obs, lengths, self.n_symbols)
-        _, alpha, u, _ = inference.smooth(*self._params(), data.obs, data.lengths)
-        return data.give_back(inference.pairwise(self.transition, alpha, u, data.lengths))
+        _, alpha, beta, log_c = inference.smooth(*self._params(), data.obs, data.lengths)
+        return data.give_back(inference.pairwise(*self._params()[1:], data.obs, data.lengths, alpha, beta, log_c))
 
     def viterbi(self, obs: Any, lengths: Any = None) -> tuple[Any, Any]:
         """Most probable state path. -> paths (B, T) int64, log p(x, h*) (B,)."""
