@@ -1,0 +1,20 @@
+"""Corpora, vocabularies and batching: files and names in, padded tensors with lengths out."""
+
+from birnn.data.batching import Batch, batch_indices, collate, pad
+from birnn.data.readers import read_columns, read_conllu, read_tagged, read_text
+from birnn.data.registry import data_home, resolve
+from birnn.data.vocab import Vocab
+
+__all__ = [
+    "Batch",
+    "Vocab",
+    "batch_indices",
+    "collate",
+    "data_home",
+    "pad",
+    "read_columns",
+    "read_conllu",
+    "read_tagged",
+    "read_text",
+    "resolve",
+]

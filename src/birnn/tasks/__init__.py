@@ -1,0 +1,1 @@
+"""Tasks: what a model is trained to do (loss, predictions, metrics). The trainer runs any of them."""

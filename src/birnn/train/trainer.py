@@ -1,0 +1,211 @@
+"""One trainer for every task: loop, progress, metrics log, plots, checkpoints, exact resume.
+
+It knows nothing about tasks (STYLE.md §12). A task provides
+``model``, ``loss(batch) -> scalar tensor``, ``predict(batch)``,
+``metrics(predictions, batches) -> dict`` and ``describe() -> dict`` (what a
+checkpoint must hold to rebuild it: configuration and vocabularies).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+from birnn.data.batching import Batch, batch_indices, collate
+from birnn.train import checkpoint
+from birnn.train.config import TrainConfig
+
+
+class Task(Protocol):
+    model: torch.nn.Module
+
+    def loss(self, batch: Batch) -> torch.Tensor: ...
+
+    def predict(self, batch: Batch) -> Any: ...
+
+    def metrics(self, predictions: list[Any], batches: list[Batch]) -> dict[str, float]: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+Example = tuple[Sequence[int], Sequence[int]]
+
+
+def evaluate(task: Task, examples: Sequence[Example], batch_size: int = 64) -> dict[str, float]:
+    """The task's metrics on ``examples`` (model in eval mode, no autograd)."""
+    batches = [
+        collate([examples[i] for i in index])
+        for index in batch_indices([len(x) for x, _ in examples], batch_size, None)
+    ]
+    was_training = task.model.training
+    task.model.eval()
+    with torch.no_grad():
+        predictions = [task.predict(batch) for batch in batches]
+    task.model.train(was_training)
+    return task.metrics(predictions, batches)
+
+
+class Trainer:
+    """``Trainer(task, train, dev, config, run_dir).fit(resume=False) -> summary``.
+
+    run_dir receives ``checkpoint/`` (every epoch), ``best/`` (best dev score),
+    ``metrics.csv`` (one row per epoch), ``summary.json`` and ``curves.png``.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        train: Sequence[Example],
+        dev: Sequence[Example] | None,
+        config: TrainConfig,
+        run_dir: str | Path,
+        progress: bool = True,
+        on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    ) -> None:
+        if not train:
+            raise ValueError("train holds no examples")
+        self.task, self.train_examples, self.dev_examples = task, train, dev
+        self.config, self.run_dir, self.progress, self.on_epoch = config, Path(run_dir), progress, on_epoch
+        parameters = [p for p in task.model.parameters() if p.requires_grad]
+        if config.optimizer == "adam":
+            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(parameters, lr=config.lr)
+        else:
+            self.optimizer = torch.optim.SGD(parameters, lr=config.lr)
+        self.history: list[dict[str, float]] = []
+        self.best: float | None = None
+        self.epoch = 0
+        self.step = 0
+
+    # ----- state ---------------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        return {
+            "task": self.task.describe(),
+            "train_config": self.config.to_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "best": self.best,
+            "history": self.history,
+        }
+
+    def _restore(self) -> None:
+        payload = checkpoint.load(self.run_dir / "checkpoint", self.task.model, self.optimizer, restore_rng=True)
+        self.epoch, self.step, self.best = payload["epoch"], payload["step"], payload["best"]
+        self.history = payload["history"]
+
+    # ----- the loop ------------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Train to ``config.epochs`` epochs (continuing a checkpoint with ``resume``)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with torch.random.fork_rng(devices=[]):
+            if resume and (self.run_dir / "checkpoint" / "state.json").is_file():
+                self._restore()
+            else:
+                torch.manual_seed(self.config.seed)
+            while self.epoch < self.config.epochs and not self._patience_exhausted():
+                self._run_epoch()
+        return self._summary()
+
+    def _patience_exhausted(self) -> bool:
+        patience = self.config.patience
+        if patience is None or not self.history or self.best is None:
+            return False
+        monitor = f"dev_{self.config.monitor}"
+        since = [row for row in self.history if row.get(monitor) == self.best]
+        return self.history[-1]["epoch"] - since[-1]["epoch"] >= patience if since else False
+
+    def _run_epoch(self) -> None:
+        config, model = self.config, self.task.model
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.lr * config.lr_decay**self.epoch
+        lengths = [len(x) for x, _ in self.train_examples]
+        batches = batch_indices(lengths, config.batch_size, config.seed, self.epoch, config.bucket)
+        model.train()
+        started, tokens, total_loss = time.perf_counter(), 0, 0.0
+        bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{config.epochs}", disable=not self.progress, leave=False)
+        for index in bar:
+            batch = collate([self.train_examples[i] for i in index])
+            loss = self.task.loss(batch)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss became {loss.item()} at step {self.step + 1} (epoch {self.epoch + 1}); "
+                    f"training stopped, the last good checkpoint is {self.run_dir / 'checkpoint'}"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            self.optimizer.step()
+            self.step += 1
+            tokens += batch.tokens
+            total_loss += loss.item() * batch.tokens
+            bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens / (time.perf_counter() - started):,.0f}")
+        seconds = time.perf_counter() - started
+        self.epoch += 1
+        row = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": total_loss / tokens,
+            "tokens_per_s": tokens / seconds,
+            "seconds": seconds,
+        }
+        if self.dev_examples:
+            row |= {f"dev_{k}": v for k, v in evaluate(self.task, self.dev_examples).items()}
+        self.history.append(row)
+        score = row.get(f"dev_{config.monitor}")
+        improved = score is not None and (self.best is None or score > self.best)
+        if improved:
+            self.best = score
+        checkpoint.save(self.run_dir / "checkpoint", model, self._state(), self.optimizer)
+        if improved:
+            checkpoint.save(self.run_dir / "best", model, self._state())
+        self._write_logs(row)
+        if self.on_epoch is not None:
+            self.on_epoch(self.epoch, row)
+
+    # ----- outputs -------------------------------------------------------------------------------
+    def _write_logs(self, row: dict[str, float]) -> None:
+        path = self.run_dir / "metrics.csv"
+        columns = list(self.history[0].keys())
+        with path.open("w", newline="") as handle:  # rewritten whole: stays consistent after a resume
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(self.history)
+        (self.run_dir / "summary.json").write_text(json.dumps(self._summary(), indent=1))
+        plot_curves(self.history, self.run_dir / "curves.png", self.config.monitor)
+
+    def _summary(self) -> dict[str, Any]:
+        last = self.history[-1] if self.history else {}
+        return {"epochs": self.epoch, "steps": self.step, "best_dev": self.best, "last": last}
+
+
+def plot_curves(history: list[dict[str, float]], path: Path, monitor: str = "accuracy") -> None:
+    """PNG with the training loss and the dev metric per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.plot(epochs, [row["train_loss"] for row in history], marker="o")
+    left.set(xlabel="epoch", ylabel="train loss per token")
+    key = f"dev_{monitor}"
+    if any(key in row for row in history):
+        right.plot(epochs, [row.get(key, math.nan) for row in history], marker="o", color="C1")
+    right.set(xlabel="epoch", ylabel=f"dev {monitor}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
