@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/birnn hmm casino --plot casino.png
+	$(BIN)/birnn demo --out demo_out
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

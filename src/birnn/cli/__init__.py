@@ -27,10 +27,15 @@ class UsageError(Exception):
 
 
 def _register() -> None:
-    from birnn.cli import hmm
+    if app.commands:
+        return
+    from birnn.cli import demo, hmm, train
 
-    if "hmm" not in app.commands:
-        app.add_command(hmm.group, "hmm")
+    app.add_command(demo.demo_command, "demo")
+    app.add_command(hmm.group, "hmm")
+    app.add_command(train.train_group, "train")
+    app.add_command(train.evaluate_command, "evaluate")
+    app.add_command(train.predict_command, "predict")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -49,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.UsageError as exc:
         click.echo(f"birnn: error: {_one_line(click.ClickException(exc.format_message()))}", err=True)
         return 2
-    except (UsageError, ValueError, TypeError, OSError) as exc:
+    except (UsageError, ValueError, TypeError, OSError) as exc:  # includes CheckpointError
         click.echo(f"birnn: error: {_one_line(exc)}", err=True)
         return 2
     except click.exceptions.Exit as exc:

@@ -1,0 +1,99 @@
+"""birnn.data: vocabularies, readers (real corpora when present, generated files always), batching, registry."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+import torch
+from conftest import SHARED_DATA
+
+from birnn.data import Vocab, batch_indices, collate, read_columns, read_conllu, read_tagged, resolve
+from birnn.data.registry import NAMED, sha1_of
+
+CONLLU = """# sent_id = 1
+# text = I can't go
+1	I	I	PRON	PRP	_	2	nsubj	_	_
+2-3	can't	_	_	_	_	_	_	_	_
+2	ca	can	AUX	MD	_	4	aux	_	_
+3	n't	not	PART	RB	_	4	advmod	_	_
+4	go	go	VERB	VB	_	0	root	_	_
+4.1	went	go	VERB	VBD	_	_	_	_	_
+
+# sent_id = 2
+1	Yes	yes	INTJ	UH	_	0	root	_	_
+
+"""
+
+
+def test_vocab_round_trip_and_unknowns(tmp_path):
+    vocab = Vocab.build([["a", "b", "a"], ["c"]], min_freq=1)
+    assert vocab.itos[:3] == ["<pad>", "<unk>", "a"]
+    assert vocab.encode(["a", "zzz"]) == [2, 1]
+    assert Vocab.build([["a", "b", "a"]], min_freq=2).itos == ["<pad>", "<unk>", "a"]
+    vocab.save(tmp_path / "v.json")
+    assert Vocab.load(tmp_path / "v.json").itos == vocab.itos
+    tags = Vocab(["O", "B-x"], specials=False)
+    assert tags.encode(["B-x"]) == [1]
+    with pytest.raises(ValueError, match="unknown symbol 'I-y'"):
+        tags.encode(["I-y"])
+
+
+def test_conllu_reader_skips_ranges_and_empty_nodes(tmp_path):
+    path = tmp_path / "a.conllu.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write(CONLLU)
+    sentences = read_tagged(path)
+    assert sentences == [(["I", "ca", "n't", "go"], ["PRON", "AUX", "PART", "VERB"]), (["Yes"], ["INTJ"])]
+    assert read_conllu(path, "xpos")[0][1] == ["PRP", "MD", "RB", "VB"]
+
+
+def test_column_reader_treats_whitespace_lines_as_breaks(tmp_path):
+    path = tmp_path / "ner.conll"
+    path.write_text("Paris\tB-location\nis\tO\n\t\nNice\tB-location\n\n\n")
+    assert read_columns(path) == [(["Paris", "is"], ["B-location", "O"]), (["Nice"], ["B-location"])]
+    bad = tmp_path / "bad.conll"
+    bad.write_text("Paris\tB-location\nlonely\n")
+    with pytest.raises(ValueError, match=r"bad.conll:2: expected 'token tag' columns"):
+        read_columns(bad)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        read_columns(tmp_path / "missing.conll")
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "ud_english_ewt").is_dir(), reason="shared corpora not present")
+def test_real_corpora_counts_match_their_documentation():
+    dev = read_tagged(SHARED_DATA / "ud_english_ewt" / "en_ewt-ud-dev.conllu.gz")
+    assert (len(dev), sum(len(t) for t, _ in dev)) == (2001, 25147)
+    assert len({tag for _, tags in dev for tag in tags}) == 17
+    train = read_columns(SHARED_DATA / "wnut17" / "wnut17train.conll")
+    assert (len(train), sum(len(t) for t, _ in train)) == (3394, 62730)
+
+
+def test_batches_pad_and_are_deterministic_per_epoch():
+    batch = collate([([5, 6, 7], [1, 2, 3]), ([8], [4])])
+    assert batch.inputs.tolist() == [[5, 6, 7], [8, 0, 0]] and batch.lengths.tolist() == [3, 1]
+    assert batch.tokens == 4
+    lengths = [int(n) for n in torch.randint(1, 30, (200,), generator=torch.Generator().manual_seed(0))]
+    first = batch_indices(lengths, 16, seed=3, epoch=2)
+    assert first == batch_indices(lengths, 16, seed=3, epoch=2)
+    assert first != batch_indices(lengths, 16, seed=3, epoch=3)
+    assert sorted(i for b in first for i in b) == list(range(200))
+    # bucketing: less padding than random batches
+    def padding(batches):
+        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+
+    assert padding(first) < padding(batch_indices(lengths, 16, seed=3, epoch=2, bucket=False)) / 2
+
+
+def test_registry_checks_the_checksum_and_never_uses_a_bad_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("BIRNN_DATA", str(tmp_path))
+    (tmp_path / "timemachine.txt").write_text("not the time machine")
+    with pytest.raises(ValueError, match="SHA-1 .* does not match the expected 090b5e7e"):
+        resolve("timemachine")
+    with pytest.raises(FileNotFoundError, match="not a known dataset name"):
+        resolve("no-such-corpus")
+    real = SHARED_DATA / "timemachine" / "timemachine.txt"
+    if real.is_file():
+        assert sha1_of(real) == NAMED["timemachine"].sha1
+        (tmp_path / "timemachine.txt").write_bytes(real.read_bytes())
+        assert resolve("timemachine") == tmp_path / "timemachine.txt"
