@@ -6,10 +6,10 @@ import gzip
 
 import pytest
 import torch
-from conftest import SHARED_DATA
 
 from birnn.data import Vocab, batch_indices, collate, read_columns, read_conllu, read_tagged, resolve
 from birnn.data.registry import NAMED, sha1_of
+from conftest import SHARED_DATA
 
 CONLLU = """# sent_id = 1
 # text = I can't go
@@ -78,6 +78,7 @@ def test_batches_pad_and_are_deterministic_per_epoch():
     assert first == batch_indices(lengths, 16, seed=3, epoch=2)
     assert first != batch_indices(lengths, 16, seed=3, epoch=3)
     assert sorted(i for b in first for i in b) == list(range(200))
+
     # bucketing: less padding than random batches
     def padding(batches):
         return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
