@@ -122,8 +122,9 @@ class Trainer:
         if patience is None or not self.history or self.best is None:
             return False
         monitor = f"dev_{self.config.monitor}"
-        since = [row for row in self.history if row.get(monitor) == self.best]
-        return self.history[-1]["epoch"] - since[-1]["epoch"] >= patience if since else False
+        # best only rises on strict improvement, so its first occurrence is the epoch that set it
+        best_epoch = next(row["epoch"] for row in self.history if row.get(monitor) == self.best)
+        return self.history[-1]["epoch"] - best_epoch >= patience
 
     def _run_epoch(self) -> None:
         config, model = self.config, self.task.model
