@@ -9,7 +9,7 @@ import click
 
 from birnn.data import read_tagged
 from birnn.tasks.tagging import MODELS, TaggerConfig, TaggingTask
-from birnn.train import TrainConfig, Trainer, evaluate
+from birnn.train import TrainConfig, Trainer, distributed, evaluate
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 _RUN = click.Path(file_okay=False, path_type=Path)
@@ -40,7 +40,10 @@ def train_group() -> None:
 @click.option("--resume", is_flag=True, help="Continue the checkpoint in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def tag_command(**options) -> None:
-    """Train a POS/NER tagger; writes checkpoints, metrics.csv, summary.json and curves.png to --out."""
+    """Train a POS/NER tagger; writes checkpoints, metrics.csv, summary.json and curves.png to --out.
+
+    Under torchrun every process runs this command; --batch-size is the global batch."""
+    distributed.setup_from_env()
     train = read_tagged(options["train_file"], options["file_format"], options["column"])
     dev = read_tagged(options["dev_file"], options["file_format"], options["column"]) if options["dev_file"] else None
     model_config = TaggerConfig(
@@ -80,6 +83,8 @@ def tag_command(**options) -> None:
         ),
     )
     result = trainer.fit(resume=options["resume"])
+    if not distributed.is_main():
+        return
     click.echo(f"best dev {train_config.monitor}: {result['best_dev']}; run in {out}")
     if options["test_file"]:
         best = TaggingTask.from_run(out)

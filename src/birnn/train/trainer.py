@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from birnn.data.batching import Batch, batch_indices, collate
-from birnn.train import checkpoint
+from birnn.train import checkpoint, distributed
 from birnn.train.config import TrainConfig
 
 
@@ -62,6 +62,8 @@ class Trainer:
 
     run_dir receives ``checkpoint/`` (every epoch), ``best/`` (best dev score),
     ``metrics.csv`` (one row per epoch), ``summary.json`` and ``curves.png``.
+    Under torchrun (``distributed.setup_from_env``) ``config.batch_size`` is the
+    global batch: each rank trains on its share and DDP averages the gradients.
     """
 
     def __init__(
@@ -108,13 +110,18 @@ class Trainer:
     def fit(self, resume: bool = False) -> dict[str, Any]:
         """Train to ``config.epochs`` epochs (continuing a checkpoint with ``resume``)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        model = self.task.model
         with torch.random.fork_rng(devices=[]):
             if resume and (self.run_dir / "checkpoint" / "state.json").is_file():
                 self._restore()
             else:
                 torch.manual_seed(self.config.seed)
-            while self.epoch < self.config.epochs and not self._patience_exhausted():
-                self._run_epoch()
+            self.task.model = distributed.wrap(model)  # the task's forward passes go through DDP
+            try:
+                while self.epoch < self.config.epochs and not self._patience_exhausted():
+                    self._run_epoch(model)
+            finally:
+                self.task.model = model
         return self._summary()
 
     def _patience_exhausted(self) -> bool:
@@ -126,17 +133,19 @@ class Trainer:
         best_epoch = next(row["epoch"] for row in self.history if row.get(monitor) == self.best)
         return self.history[-1]["epoch"] - best_epoch >= patience
 
-    def _run_epoch(self) -> None:
-        config, model = self.config, self.task.model
+    def _run_epoch(self, model: torch.nn.Module) -> None:
+        config, main = self.config, distributed.is_main()
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr * config.lr_decay**self.epoch
         lengths = [len(x) for x, _ in self.train_examples]
         batches = batch_indices(lengths, config.batch_size, config.seed, self.epoch, config.bucket)
-        model.train()
+        self.task.model.train()
         started, tokens, total_loss = time.perf_counter(), 0, 0.0
-        bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{config.epochs}", disable=not self.progress, leave=False)
+        bar = tqdm(
+            batches, desc=f"epoch {self.epoch + 1}/{config.epochs}", disable=not (self.progress and main), leave=False
+        )
         for index in bar:
-            batch = collate([self.train_examples[i] for i in index])
+            batch = collate([self.train_examples[i] for i in distributed.shard(index)])
             loss = self.task.loss(batch)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
@@ -159,6 +168,7 @@ class Trainer:
             "step": self.step,
             "lr": self.optimizer.param_groups[0]["lr"],
             "train_loss": total_loss / tokens,
+            "tokens": tokens,  # this rank's share under torchrun
             "tokens_per_s": tokens / seconds,
             "seconds": seconds,
         }
@@ -169,6 +179,8 @@ class Trainer:
         improved = score is not None and (self.best is None or score > self.best)
         if improved:
             self.best = score
+        if not main:
+            return
         checkpoint.save(self.run_dir / "checkpoint", model, self._state(), self.optimizer)
         if improved:
             checkpoint.save(self.run_dir / "best", model, self._state())
