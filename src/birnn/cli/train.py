@@ -33,6 +33,13 @@ def train_group() -> None:
 @click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True))
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--optimizer", default="adam", show_default=True, type=click.Choice(["adam", "sgd"]))
+@click.option(
+    "--clip", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Max grad norm."
+)
+@click.option(
+    "--lr-decay", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Per epoch."
+)
 @click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--patience", default=None, type=click.IntRange(min=1), help="Early stopping after N epochs.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -66,6 +73,9 @@ def tag_command(**options) -> None:
         epochs=options["epochs"],
         batch_size=options["batch_size"],
         lr=options["lr"],
+        optimizer=options["optimizer"],
+        clip=options["clip"],
+        lr_decay=options["lr_decay"],
         patience=options["patience"],
         seed=options["seed"],
     )
