@@ -1,0 +1,103 @@
+"""The Time Machine experiments on small generated text: the LM learns, a BiLSTM "cheats", cloze fills."""
+
+from __future__ import annotations
+
+import pytest
+
+from birnn.cli import main
+from birnn.data.timemachine import clean_lines, load_characters
+from birnn.tasks.cloze import ClozeConfig, ClozeTask, masked_examples, matched_hidden
+from birnn.tasks.language_model import LanguageModelTask, LMConfig, windows
+from birnn.train import TrainConfig, Trainer, evaluate
+from conftest import SHARED_DATA
+
+TEXT = "the time traveller for so it will be convenient to speak of him was expounding a recondite matter to us " * 4
+
+
+def _train_lm(model: str, tmp_path, epochs: int = 25):
+    task = LanguageModelTask.for_text(LMConfig(model=model, hidden=32, layers=1, embedding=16), TEXT)
+    ids = task.vocab.encode(TEXT)
+    data = windows(ids, 20)
+    before = evaluate(task, data)["perplexity"]
+    config = TrainConfig(epochs=epochs, batch_size=8, lr=1e-2, clip=1.0)
+    Trainer(task, data, None, config, tmp_path / model, progress=False).fit()
+    return task, ids, before
+
+
+def test_d2l_preprocessing():
+    assert clean_lines("The Time Machine, by H. G. Wells [1898]\n\n I.") == ["the time machine by h g wells", "", "i"]
+    path = SHARED_DATA / "timemachine" / "timemachine.txt"
+    if path.is_file():
+        corpus = load_characters(path)
+        assert len(corpus) == 170_580 and set(corpus) <= set("abcdefghijklmnopqrstuvwxyz ")
+        assert len(load_characters(path, max_tokens=10_000)) == 10_000
+
+
+def test_bidirectional_lm_cheats_in_training_but_not_causally(tmp_path):
+    uni, ids, uni_before = _train_lm("lstm", tmp_path)
+    bi, _, _ = _train_lm("bilstm", tmp_path)
+    uni_train, bi_train = evaluate(uni, windows(ids, 20))["perplexity"], evaluate(bi, windows(ids, 20))["perplexity"]
+    assert uni_train < uni_before / 2  # the pipeline learns
+    assert bi_train < uni_train  # the backward direction has read the answer
+    assert bi_train < 1.5
+    assert bi.causal_perplexity(ids, 20) > uni.causal_perplexity(ids, 20)  # with only the prefix it is worse
+    assert uni.generate("the time tr", 10).startswith("the time traveller")
+
+
+def test_fill_recovers_an_unambiguous_blank(tmp_path):
+    tokens = list("abcdefgh" * 60)
+    task = ClozeTask.for_tokens(ClozeConfig(hidden=16, embedding=8, rate=0.2), tokens)
+    ids = task.vocab.encode(tokens)
+    train = masked_examples(ids, task.mask_id, 16, 0.2, 4, seed=0)
+    Trainer(task, train, None, TrainConfig(epochs=6, batch_size=16, lr=1e-2), tmp_path, progress=False).fit()
+    (best, probability), *_ = task.fill("abc_efg")[0]
+    assert best == "d" and probability > 0.5
+    with pytest.raises(ValueError, match="at least one blank"):
+        task.fill("abcdefg")
+
+
+def test_matched_hidden_equalises_recurrent_parameters():
+    h = matched_hidden(32, 128)
+    units = 2 * h
+    uni = 4 * units * (32 + units) + 8 * units
+    bi = 2 * (4 * 128 * (32 + 128) + 8 * 128)
+    assert abs(uni - bi) / bi < 0.02
+
+
+def test_cli_lm_generate_cloze_fill(tmp_path, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text(TEXT)
+    lm = ["train", "lm", "--data", str(text), "--model", "bilstm", "--hidden", "16", "--epochs", "2"]
+    assert main([*lm, "--steps", "10", "--out", str(tmp_path / "lm"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "training perplexity" in out and "causal held-out perplexity" in out
+    assert main(["generate", str(tmp_path / "lm"), "--prefix", "the", "--chars", "5", "--temperature", "1"]) == 0
+    assert len(capsys.readouterr().out.strip()) == 8
+    cloze = ["train", "cloze", "--data", str(text), "--hidden", "8", "--epochs", "1", "--steps", "16"]
+    assert main([*cloze, "--out", str(tmp_path / "cloze"), "--quiet"]) == 0
+    assert "held-out masked-char accuracy" in capsys.readouterr().out
+    assert main(["fill", str(tmp_path / "cloze"), "the ti_e", "--top", "3"]) == 0
+    assert capsys.readouterr().out.startswith("blank 1: ")
+    assert main(["fill", str(tmp_path / "cloze"), "no blank here"]) == 2
+    assert main(["generate", str(tmp_path / "cloze")]) == 2  # a cloze run is not a language model
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and all(e.startswith("birnn: error:") for e in errors)
+
+
+@pytest.mark.slow
+def test_d2l_reproduction(tmp_path):
+    """d2l's setting (10,000 characters, batch 32, 35 steps, hidden 256, 2 layers, SGD, clip 1, 500 epochs)."""
+    path = SHARED_DATA / "timemachine" / "timemachine.txt"
+    if not path.is_file():
+        pytest.skip("The Time Machine is not in ../shared/data")
+    text = load_characters(path, 10_000)
+    results = {}
+    for model, lr in (("lstm", 2.0), ("bilstm", 1.0)):
+        task = LanguageModelTask.for_text(LMConfig(model=model, hidden=256, layers=2), text)
+        data = windows(task.vocab.encode(text), 35)
+        config = TrainConfig(epochs=500, batch_size=32, optimizer="sgd", lr=lr, clip=1.0)
+        Trainer(task, data, None, config, tmp_path / model, progress=False).fit()
+        results[model] = (evaluate(task, data)["perplexity"], task.generate("time traveller", 50))
+    assert results["lstm"][0] < 1.5 and results["bilstm"][0] < 1.5
+    assert results["lstm"][1].startswith("time traveller ")
+    assert "ererer" in results["bilstm"][1] or results["bilstm"][1].count(results["bilstm"][1][-2:]) > 5
