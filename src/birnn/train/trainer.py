@@ -89,6 +89,7 @@ class Trainer:
         self.best: float | None = None
         self.epoch = 0
         self.step = 0
+        self._plotted = -math.inf
 
     # ----- state ---------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -122,6 +123,8 @@ class Trainer:
                     self._run_epoch(model)
             finally:
                 self.task.model = model
+        if distributed.is_main() and self.history:
+            plot_curves(self.history, self.run_dir / "curves.png", self.config.monitor)
         return self._summary()
 
     def _patience_exhausted(self) -> bool:
@@ -197,7 +200,10 @@ class Trainer:
             writer.writeheader()
             writer.writerows(self.history)
         (self.run_dir / "summary.json").write_text(json.dumps(self._summary(), indent=1))
-        plot_curves(self.history, self.run_dir / "curves.png", self.config.monitor)
+        # the plot costs ~0.3 s: redraw at most every 15 s here, and once more when fit ends
+        if time.perf_counter() - self._plotted > 15:
+            plot_curves(self.history, self.run_dir / "curves.png", self.config.monitor)
+            self._plotted = time.perf_counter()
 
     def _summary(self) -> dict[str, Any]:
         last = self.history[-1] if self.history else {}
