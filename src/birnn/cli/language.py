@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -17,8 +18,16 @@ D2L = {"batch_size": 32, "steps": 35, "hidden": 256, "layers": 2, "optimizer": "
 
 
 def _echo_epoch(epoch: int, row: dict) -> None:
-    details = "".join(f", {k[4:]} {v:.4f}" for k, v in row.items() if k.startswith("dev_"))
+    details = "".join(f", held-out {k[4:]} {v:.4f}" for k, v in row.items() if k.startswith("dev_"))
     click.echo(f"epoch {epoch}: train loss {row['train_loss']:.4f}{details}, {row['tokens_per_s']:,.0f} tokens/s")
+
+
+def _echo_lm_epoch(epoch: int, row: dict) -> None:
+    held = f", held-out perplexity {row['dev_perplexity']:.2f}" if "dev_perplexity" in row else ""
+    click.echo(
+        f"epoch {epoch}: training perplexity {math.exp(row['train_loss']):.2f}{held}, "
+        f"{row['tokens_per_s']:,.0f} tokens/s"
+    )
 
 
 def register(train_group: click.Group, app: click.Group) -> None:
@@ -43,7 +52,7 @@ def register(train_group: click.Group, app: click.Group) -> None:
 @click.option("--hidden", type=click.IntRange(min=1), help="Units per direction [128; d2l 256].")
 @click.option("--layers", type=click.IntRange(min=1), help="[1; d2l 2]")
 @click.option("--embedding", default=0, show_default=True, type=click.IntRange(min=0), help="0: one-hot input (d2l).")
-@click.option("--batch-size", type=click.IntRange(min=1), help="[32]")
+@click.option("--batch-size", "--batch", type=click.IntRange(min=1), help="Windows per batch [32].")
 @click.option("--steps", type=click.IntRange(min=2), help="Characters per window [35].")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), help="[adam; d2l sgd]")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="[adam 3e-3; d2l lstm 2, bilstm 1]")
@@ -96,7 +105,7 @@ def lm_command(**o) -> None:
         config,
         o["out"],
         progress=not o["quiet"],
-        on_epoch=_echo_epoch,
+        on_epoch=_echo_lm_epoch,
     )
     trainer.fit(resume=o["resume"])
     task.model.eval()
