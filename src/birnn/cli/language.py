@@ -7,14 +7,24 @@ from pathlib import Path
 
 import click
 
+from birnn.data.streams import random_partition, sequential_partition, windows
 from birnn.data.timemachine import load_characters, load_words
 from birnn.tasks.cloze import ClozeConfig, ClozeTask, masked_examples
-from birnn.tasks.language_model import LanguageModelTask, LMConfig, windows
+from birnn.tasks.language_model import PARTITIONS, LanguageModelTask, LMConfig
 from birnn.tasks.tagging import MODELS
 from birnn.train import TrainConfig, Trainer, evaluate
 
 _RUN = click.Path(file_okay=False, path_type=Path)
-D2L = {"batch_size": 32, "steps": 35, "hidden": 256, "layers": 2, "optimizer": "sgd", "clip": 1.0, "epochs": 500}
+D2L = {
+    "batch_size": 32,
+    "steps": 35,
+    "hidden": 256,
+    "layers": 2,
+    "optimizer": "sgd",
+    "clip": 1.0,
+    "epochs": 500,
+    "partition": "sequential",
+}
 
 
 def _echo_epoch(epoch: int, row: dict) -> None:
@@ -41,13 +51,23 @@ def register(train_group: click.Group, app: click.Group) -> None:
 @click.option("--data", default="timemachine", show_default=True, help="A text file or the name 'timemachine'.")
 @click.option("--max-tokens", default=10000, show_default=True, type=click.IntRange(min=100), help="d2l: 10,000.")
 @click.option(
-    "--heldout", default=0.1, show_default=True, type=click.FloatRange(0, 0.5), help="Share held out (the end)."
+    "--heldout",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Held-out characters: those following the training text (the last 10%% of it if the text ends there).",
 )
 @click.option("--model", default="lstm", show_default=True, type=click.Choice(sorted(MODELS)))
 @click.option(
     "--preset",
     type=click.Choice(["d2l"]),
-    help="d2l's settings: batch 32, 35 steps, hidden 256, 2 layers, SGD, clip 1, 500 epochs.",
+    help="d2l's settings: batch 32, 35 steps, hidden 256, 2 layers, SGD, clip 1, 500 epochs, sequential.",
+)
+@click.option(
+    "--partition",
+    type=click.Choice(PARTITIONS),
+    help="[random; d2l sequential] random: independent windows from a new random offset each epoch; "
+    "sequential: batch i+1 continues batch i row by row and the state is carried over.",
 )
 @click.option("--hidden", type=click.IntRange(min=1), help="Units per direction [128; d2l 256].")
 @click.option("--layers", type=click.IntRange(min=1), help="[1; d2l 2]")
@@ -76,20 +96,25 @@ def lm_command(**o) -> None:
             ("optimizer", "adam"),
             ("clip", 1.0),
             ("epochs", 20),
+            ("partition", "random"),
         )
     }
     lr = o["lr"] or ((1.0 if MODELS[o["model"]][1] else 2.0) if pick["optimizer"] == "sgd" else 3e-3)
-    text = load_characters(o["data"], o["max_tokens"])
+    corpus = load_characters(o["data"])
+    text, held_text = corpus[: o["max_tokens"]], corpus[o["max_tokens"] : o["max_tokens"] + o["heldout"]]
+    if o["heldout"] and len(held_text) <= (o["steps"] or 35):
+        cut = int(0.9 * len(text))
+        text, held_text = text[:cut], text[cut:]
     if o["resume"]:
         task = LanguageModelTask.from_run(o["out"])
         task.model.train()
     else:
         task = LanguageModelTask.for_text(
-            LMConfig(o["model"], pick["hidden"], pick["layers"], o["embedding"], o["seed"]), text
+            LMConfig(o["model"], pick["hidden"], pick["layers"], o["embedding"], o["seed"], pick["partition"]), text
         )
-    ids = task.vocab.encode(text)
-    cut = int(len(ids) * (1 - o["heldout"]))
-    train, held = ids[:cut], ids[cut:]
+    train, held = task.vocab.encode(text), task.vocab.encode(held_text)
+    click.echo(f"{len(train):,} training and {len(held):,} held-out characters")
+    sequential = task.config.partition == "sequential"
     config = TrainConfig(
         epochs=pick["epochs"],
         batch_size=pick["batch_size"],
@@ -97,20 +122,34 @@ def lm_command(**o) -> None:
         lr=lr,
         clip=pick["clip"],
         seed=o["seed"],
+        shuffle=not sequential,
     )
+    steps, batch_size, seed = pick["steps"], pick["batch_size"], o["seed"]
+    if sequential:
+        sequential_partition(train, batch_size, steps, seed, 0)  # too short a text fails here, before training
+
+        def epoch_data(epoch: int) -> list:
+            return sequential_partition(train, batch_size, steps, seed, epoch)
+    else:
+
+        def epoch_data(epoch: int) -> list:
+            return random_partition(train, steps, seed, epoch)
+
     trainer = Trainer(
         task,
-        windows(train, pick["steps"]),
+        epoch_data,
         windows(held, pick["steps"]) or None,
         config,
         o["out"],
         progress=not o["quiet"],
         on_epoch=_echo_lm_epoch,
     )
-    trainer.fit(resume=o["resume"])
+    summary = trainer.fit(resume=o["resume"])
     task.model.eval()
+    click.echo(f"training perplexity (last epoch, as d2l reports it) {math.exp(summary['last']['train_loss']):.2f}")
     train_ppl = evaluate(task, windows(train, pick["steps"]))["perplexity"]
-    click.echo(f"training perplexity {train_ppl:.2f}")
+    click.echo(f"training perplexity (evaluated after training, each window from zero) {train_ppl:.2f}")
+    click.echo(f"causal training perplexity (prefix only) {task.causal_perplexity(train, pick['steps']):.2f}")
     if len(held) > pick["steps"]:
         click.echo(f"held-out perplexity {evaluate(task, windows(held, pick['steps']))['perplexity']:.2f}")
         click.echo(f"causal held-out perplexity (prefix only) {task.causal_perplexity(held, pick['steps']):.2f}")

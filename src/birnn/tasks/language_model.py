@@ -20,11 +20,13 @@ import torch
 from torch import nn
 
 from birnn.data import Batch, Vocab, collate
+from birnn.data.streams import windows
 from birnn.nn import BiRNN
 from birnn.tasks.tagging import MODELS
 from birnn.train import checkpoint
 
 _TORCH = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_tanh": nn.RNN}
+PARTITIONS = ("random", "sequential")
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,13 @@ class LMConfig:
     layers: int = 2
     embedding: int = 0
     seed: int = 0
+    partition: str = "random"
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {sorted(MODELS)}; got {self.model!r}")
+        if self.partition not in PARTITIONS:
+            raise ValueError(f"partition must be one of {PARTITIONS}; got {self.partition!r}")
         if self.hidden < 1 or self.layers < 1 or self.embedding < 0:
             raise ValueError(
                 f"hidden, layers must be >= 1 and embedding >= 0; got {self.hidden}, {self.layers}, {self.embedding}"
@@ -48,7 +53,10 @@ class LMConfig:
 
 
 class CharModel(nn.Module):
-    """inputs (B, T) ids, lengths (B,) -> logits (B, T, V) over the vocabulary."""
+    """inputs (B, T) ids, lengths (B,), state -> (logits (B, T, V) over the vocabulary, final state).
+
+    state: None (zeros) or the final state of a previous call with the same batch size.
+    """
 
     def __init__(self, config: LMConfig, vocab_size: int) -> None:
         super().__init__()
@@ -64,22 +72,23 @@ class CharModel(nn.Module):
             out = config.hidden
         self.output = nn.Linear(out, vocab_size)
 
-    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         if self.embedding is not None:
             x = self.embedding(inputs)
         else:
             x = nn.functional.one_hot(inputs, self.vocab_size).float()
-        h = self.encoder(x, lengths).output if self.bidirectional else self.encoder(x)[0]
-        return self.output(h)
+        if self.bidirectional:
+            h, final = self.encoder(x, lengths, state)
+        else:
+            h, final = self.encoder(x, state)
+        return self.output(h), final
 
 
-def windows(ids: list[int], steps: int, offset: int = 0) -> list[tuple[list[int], list[int]]]:
-    """Non-overlapping (input, next-token target) windows of ``steps`` tokens, starting at ``offset``
-    (d2l's partitioning; the trainer shuffles their order every epoch)."""
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1; got {steps}")
-    starts = range(offset, len(ids) - steps, steps)
-    return [(ids[s : s + steps], ids[s + 1 : s + steps + 1]) for s in starts]
+def _detach(state: Any) -> Any:
+    """The same state without its autograd history (truncated BPTT between batches)."""
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return tuple(_detach(s) for s in state)
 
 
 class LanguageModelTask:
@@ -87,6 +96,7 @@ class LanguageModelTask:
 
     def __init__(self, config: LMConfig, vocab: Vocab) -> None:
         self.config, self.vocab = config, vocab
+        self._carried: Any = None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.model = CharModel(config, len(vocab))
@@ -95,14 +105,22 @@ class LanguageModelTask:
     def for_text(cls, config: LMConfig, text: str) -> LanguageModelTask:
         return cls(config, Vocab.build([text]))
 
+    def start_epoch(self, epoch: int) -> None:
+        """Every epoch starts from a zero state (sequential partitioning carries it within one)."""
+        self._carried = None
+
     def loss(self, batch: Batch) -> torch.Tensor:
-        logits = self.model(batch.inputs, batch.lengths)
+        sequential = self.config.partition == "sequential"
+        state = self._carried if sequential and _batch_size(self._carried) == batch.inputs.shape[0] else None
+        logits, final = self.model(batch.inputs, batch.lengths, state)
+        if sequential:
+            self._carried = _detach(final)
         valid = torch.arange(batch.inputs.shape[1])[None] < batch.lengths[:, None]
         return nn.functional.cross_entropy(logits[valid], batch.targets[valid])
 
     def predict(self, batch: Batch) -> tuple[float, int, int]:
         """Summed negative log-likelihood, correct predictions and token count of a batch."""
-        logits = self.model(batch.inputs, batch.lengths)
+        logits, _ = self.model(batch.inputs, batch.lengths)
         valid = torch.arange(batch.inputs.shape[1])[None] < batch.lengths[:, None]
         nll = nn.functional.cross_entropy(logits[valid], batch.targets[valid], reduction="sum")
         correct = (logits[valid].argmax(-1) == batch.targets[valid]).sum()
@@ -137,7 +155,7 @@ class LanguageModelTask:
         for inputs, targets in windows(ids, steps):
             prefixes = [(inputs[: n + 1], targets[: n + 1]) for n in range(len(inputs))]
             batch = collate(prefixes)
-            logits = self.model(batch.inputs, batch.lengths)  # (steps, steps, V)
+            logits, _ = self.model(batch.inputs, batch.lengths)  # (steps, steps, V)
             last = logits[torch.arange(len(prefixes)), batch.lengths - 1]  # prediction after each prefix
             nll += float(nn.functional.cross_entropy(last, torch.tensor(targets), reduction="sum"))
             count += len(targets)
@@ -155,7 +173,7 @@ class LanguageModelTask:
         ids = self.vocab.encode(prefix)
         for _ in range(chars):
             inputs = torch.tensor([ids])
-            logits = self.model(inputs, torch.tensor([len(ids)]))[0, -1]
+            logits = self.model(inputs, torch.tensor([len(ids)]))[0][0, -1]
             logits[:2] = -math.inf  # never <pad> or <unk>
             if temperature == 0:
                 ids.append(int(logits.argmax()))
@@ -163,3 +181,10 @@ class LanguageModelTask:
                 p = torch.softmax(logits / temperature, -1).double().numpy()
                 ids.append(int(rng.choice(len(p), p=p / p.sum())))
         return "".join(self.vocab.decode(ids))
+
+
+def _batch_size(state: Any) -> int | None:
+    """B of a carried state: (L, B, H), a pair (h, c) of those, or a pair of directions."""
+    while state is not None and not isinstance(state, torch.Tensor):
+        state = state[0]
+    return None if state is None else state.shape[1]

@@ -11,6 +11,8 @@ class TrainConfig:
 
     lr_decay multiplies the learning rate after every epoch; patience stops
     after that many epochs without a better dev ``monitor`` value (None: never).
+    shuffle=False batches the examples in the order given (no bucketing): the
+    sequential partitioning of a text stream needs its batches in text order.
     """
 
     epochs: int = 10
@@ -23,6 +25,7 @@ class TrainConfig:
     monitor: str = "accuracy"
     seed: int = 0
     bucket: bool = True
+    shuffle: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

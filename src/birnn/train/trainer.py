@@ -3,7 +3,9 @@
 It knows nothing about tasks (STYLE.md §12). A task provides
 ``model``, ``loss(batch) -> scalar tensor``, ``predict(batch)``,
 ``metrics(predictions, batches) -> dict`` and ``describe() -> dict`` (what a
-checkpoint must hold to rebuild it: configuration and vocabularies).
+checkpoint must hold to rebuild it: configuration and vocabularies); it may
+also provide ``start_epoch(epoch)``, called before each training epoch (a
+language model that carries its state across batches resets it there).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class TrainingDiverged(RuntimeError):
 
 
 Example = tuple[Sequence[int], Sequence[int]]
+EpochExamples = Callable[[int], Sequence[Example]]
 
 
 def evaluate(task: Task, examples: Sequence[Example], batch_size: int = 64) -> dict[str, float]:
@@ -62,6 +65,9 @@ class Trainer:
 
     run_dir receives ``checkpoint/`` (every epoch), ``best/`` (best dev score),
     ``metrics.csv`` (one row per epoch), ``summary.json`` and ``curves.png``.
+    ``train`` is a sequence of examples, or a function ``epoch -> examples``
+    when every epoch cuts the data anew (d2l's random window offsets); it must
+    depend only on the epoch, so that a resumed run sees the same data.
     Under torchrun (``distributed.setup_from_env``) ``config.batch_size`` is the
     global batch: each rank trains on its share and DDP averages the gradients.
     """
@@ -69,16 +75,16 @@ class Trainer:
     def __init__(
         self,
         task: Task,
-        train: Sequence[Example],
+        train: Sequence[Example] | EpochExamples,
         dev: Sequence[Example] | None,
         config: TrainConfig,
         run_dir: str | Path,
         progress: bool = True,
         on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     ) -> None:
-        if not train:
+        if not callable(train) and not train:
             raise ValueError("train holds no examples")
-        self.task, self.train_examples, self.dev_examples = task, train, dev
+        self.task, self.train_data, self.dev_examples = task, train, dev
         self.config, self.run_dir, self.progress, self.on_epoch = config, Path(run_dir), progress, on_epoch
         parameters = [p for p in task.model.parameters() if p.requires_grad]
         if config.optimizer == "adam":
@@ -140,15 +146,21 @@ class Trainer:
         config, main = self.config, distributed.is_main()
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr * config.lr_decay**self.epoch
-        lengths = [len(x) for x, _ in self.train_examples]
-        batches = batch_indices(lengths, config.batch_size, config.seed, self.epoch, config.bucket)
+        examples = self.train_data(self.epoch) if callable(self.train_data) else self.train_data
+        if not examples:
+            raise ValueError(f"train holds no examples in epoch {self.epoch + 1}")
+        lengths = [len(x) for x, _ in examples]
+        seed = config.seed if config.shuffle else None
+        batches = batch_indices(lengths, config.batch_size, seed, self.epoch, config.bucket)
+        if hasattr(self.task, "start_epoch"):
+            self.task.start_epoch(self.epoch)
         self.task.model.train()
         started, tokens, total_loss = time.perf_counter(), 0, 0.0
         bar = tqdm(
             batches, desc=f"epoch {self.epoch + 1}/{config.epochs}", disable=not (self.progress and main), leave=False
         )
         for index in bar:
-            batch = collate([self.train_examples[i] for i in distributed.shard(index)])
+            batch = collate([examples[i] for i in distributed.shard(index)])
             loss = self.task.loss(batch)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
