@@ -56,6 +56,18 @@ def test_fill_recovers_an_unambiguous_blank(tmp_path):
         task.fill("abcdefg")
 
 
+def test_fill_in_word_mode_reads_mask_in_any_case(tmp_path):
+    words = "the time traveller was one of those men who are too clever to be believed".split() * 30
+    task = ClozeTask.for_tokens(ClozeConfig(unit="word", hidden=16, embedding=8, rate=0.2), words)
+    ids = task.vocab.encode(words)
+    train = masked_examples(ids, task.mask_id, 15, 0.2, 4, seed=0)
+    Trainer(task, train, None, TrainConfig(epochs=8, batch_size=16, lr=1e-2), tmp_path, progress=False).fit()
+    (best, _), *_ = task.fill("the time [MASK] was one of those")[0]
+    assert best == "traveller"
+    with pytest.raises(ValueError, match=r"\[MASK\]"):
+        task.fill("the time traveller")
+
+
 def test_matched_hidden_equalises_recurrent_parameters():
     h = matched_hidden(32, 128)
     units = 2 * h

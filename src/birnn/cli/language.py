@@ -9,7 +9,7 @@ import click
 
 from birnn.data.streams import random_partition, sequential_partition, windows
 from birnn.data.timemachine import load_characters, load_words
-from birnn.tasks.cloze import ClozeConfig, ClozeTask, masked_examples
+from birnn.tasks.cloze import ClozeConfig, ClozeTask, masked_examples, matched_hidden
 from birnn.tasks.language_model import PARTITIONS, LanguageModelTask, LMConfig
 from birnn.tasks.tagging import MODELS
 from birnn.train import TrainConfig, Trainer, evaluate
@@ -171,7 +171,13 @@ def generate_command(run: Path, prefix: str, chars: int, temperature: float, see
 @click.option("--data", default="timemachine", show_default=True, help="A text file or the name 'timemachine'.")
 @click.option("--unit", default="char", show_default=True, type=click.Choice(["char", "word"]))
 @click.option("--model", default="bilstm", show_default=True, type=click.Choice(sorted(MODELS)))
-@click.option("--hidden", default=128, show_default=True, type=click.IntRange(min=1), help="Per direction.")
+@click.option(
+    "--hidden",
+    default=128,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Per direction; a left-to-right model gets as many recurrent parameters as this bidirectional one.",
+)
 @click.option("--embedding", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--steps", default=64, show_default=True, type=click.IntRange(min=2), help="Tokens per window.")
 @click.option("--rate", default=0.15, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True))
@@ -184,7 +190,10 @@ def generate_command(run: Path, prefix: str, chars: int, temperature: float, see
 def cloze_command(**o) -> None:
     """Train a model to fill masked characters (or words) from both sides; held out: the last 10%."""
     tokens = list(load_characters(o["data"])) if o["unit"] == "char" else load_words(o["data"])
-    config = ClozeConfig(o["unit"], o["model"], o["hidden"], o["embedding"], 1, o["rate"], o["seed"])
+    hidden = o["hidden"]
+    if not MODELS[o["model"]][1]:  # left to right: as many recurrent parameters as the bidirectional model
+        hidden = matched_hidden(o["embedding"], o["hidden"])
+    config = ClozeConfig(o["unit"], o["model"], hidden, o["embedding"], 1, o["rate"], o["seed"])
     task = ClozeTask.for_tokens(config, tokens)
     ids = task.vocab.encode(tokens)
     cut = int(0.9 * len(ids))

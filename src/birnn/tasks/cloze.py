@@ -42,10 +42,6 @@ class ClozeConfig:
             raise ValueError(f"rate must lie in (0, 1); got {self.rate}")
 
 
-def tokens_of(text_or_words: str | list[str], unit: str) -> list[str]:
-    return list(text_or_words) if unit == "char" else list(text_or_words)
-
-
 def masked_examples(
     ids: list[int], mask_id: int, steps: int, rate: float, copies: int, seed: int
 ) -> list[tuple[list[int], list[int]]]:
@@ -119,10 +115,10 @@ class ClozeTask:
     @torch.no_grad()
     def fill(self, text: str, top: int = 5) -> list[list[tuple[str, float]]]:
         """The ``top`` candidates with probabilities for each blank (``_`` or ``[MASK]``) in ``text``."""
-        blank = BLANK[self.config.unit]
+        blank = BLANK[self.config.unit].lower()  # the text is lower-cased, as the corpus was
         tokens = list(text.lower()) if self.config.unit == "char" else text.lower().split()
         if blank not in tokens:
-            raise ValueError(f"text must contain at least one blank {blank!r}; got {text!r}")
+            raise ValueError(f"text must contain at least one blank {BLANK[self.config.unit]!r}; got {text!r}")
         ids = [self.mask_id if t == blank else self.vocab.encode([t])[0] for t in tokens]
         batch = collate([(ids, [0] * len(ids))])
         self.model.eval()
