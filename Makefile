@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_hmm.py
 	$(BIN)/python benchmarks/bench_birnn.py
 	$(BIN)/python benchmarks/bench_reference.py
+	$(BIN)/python benchmarks/bench_lm.py --data ../shared/data/timemachine/timemachine.txt   # d2l peer: D2L_PYTHON=...
 
 clean:
 	rm -rf $(VENV) build *.egg-info
