@@ -134,6 +134,39 @@ def test_compiled_and_blas_engines_agree(k, monkeypatch):
         assert achieved == pytest.approx(log_prob[b], abs=1e-9)
 
 
+def _max_plus_viterbi(log_start, log_trans, log_unary):
+    """The Viterbi recursion in NumPy: δ_t = max_i(δ_{t-1}(i) + log A(i, :)) + log e_t. -> path, log p(x, h*)."""
+    delta, back = log_start + log_unary[0], []
+    for unary in log_unary[1:]:
+        candidates = delta[:, None] + log_trans  # (K, K): from i, to j
+        back.append(candidates.argmax(axis=0))
+        delta = candidates.max(axis=0) + unary
+    path = [int(delta.argmax())]
+    for pointers in reversed(back):
+        path.append(int(pointers[path[-1]]))
+    return path[::-1], delta.max()
+
+
+@pytest.mark.parametrize("k", [5, 37, 128])
+def test_vectorised_viterbi_matches_numpy_max_plus(k):
+    """Many states (the packed-max path, K not a multiple of the SIMD width) and -inf transitions."""
+    rng = np.random.default_rng(k)
+    trans = rng.dirichlet(np.ones(k), size=k) * (rng.random((k, k)) > 0.3)  # ~30% impossible transitions
+    trans[np.arange(k), rng.integers(0, k, k)] += 0.1  # keep every row alive
+    hmm = HMM(rng.dirichlet(np.ones(k)), trans / trans.sum(1, keepdims=True), rng.dirichlet(np.ones(9), size=k))
+    obs, _ = hmm.sample(5, 60, seed=k)  # 5 sequences: more than the worker threads, so workers reuse their δ
+    lengths = np.array([60, 13, 1, 60, 41])
+    paths, log_prob = hmm.viterbi(obs, lengths)
+    with np.errstate(divide="ignore"):
+        log_start, log_trans = np.log(hmm.start), np.log(hmm.transition)
+    for b, n in enumerate(lengths):
+        path, score = _max_plus_viterbi(log_start, log_trans, hmm_log_unary(hmm.emission, obs[b, :n]))
+        assert paths[b, :n].tolist() == path and log_prob[b] == score
+        assert np.isfinite(score) and np.all(paths[b, n:] == 0)
+        single_path, single_score = hmm.viterbi(obs[b, :n])
+        assert single_path.tolist() == path and single_score == score
+
+
 @given(lengths=st.lists(st.integers(1, 80), min_size=1, max_size=4), seed=st.integers(0, 100))
 def test_padding_never_changes_a_sequence(lengths, seed):
     hmm = random_hmm(seed, 2, 3)

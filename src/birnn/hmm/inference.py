@@ -12,6 +12,7 @@ for the whole batch) for many states and batches (``use_blas``).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from birnn.hmm import kernels, recursions
@@ -40,8 +41,10 @@ def forward(start, trans, emission, obs, lengths) -> tuple[np.ndarray, np.ndarra
         invalid = ~_valid(lengths, obs.shape[1])
         alpha[invalid], log_c[invalid] = 0.0, 0.0
         return alpha, log_c
+    alpha, log_c = np.zeros((*obs.shape, start.shape[0])), np.zeros(obs.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return kernels.forward(start, trans, emission, obs, lengths)
+        kernels.forward(start, trans, emission, obs, lengths, alpha, log_c)
+    return alpha, log_c
 
 
 def backward(trans, emission, obs, lengths, log_c) -> np.ndarray:
@@ -50,7 +53,9 @@ def backward(trans, emission, obs, lengths, log_c) -> np.ndarray:
         beta = recursions.backward(trans, emission_table(emission, obs, lengths), log_c)
         beta[~_valid(lengths, obs.shape[1])] = 0.0
         return beta
-    return kernels.backward(trans, emission, obs, lengths, log_c)
+    beta = np.zeros((*obs.shape, trans.shape[0]))
+    kernels.backward(trans, emission, obs, lengths, log_c, beta)
+    return beta
 
 
 def smooth(start, trans, emission, obs, lengths):
@@ -90,4 +95,6 @@ def viterbi(start, trans, emission, obs, lengths) -> tuple[np.ndarray, np.ndarra
     """
     with np.errstate(divide="ignore"):
         log_start, log_trans, log_emission = np.log(start), np.log(trans), np.log(emission)
-    return kernels.viterbi(log_start, log_trans, log_emission, obs, lengths)
+    workers = min(obs.shape[0], numba.get_num_threads())
+    deltas = np.empty((workers, obs.shape[1], start.shape[0]))  # δ of the sequence each worker decodes
+    return kernels.viterbi(log_start, log_trans, log_emission, obs, lengths, deltas)
