@@ -78,3 +78,39 @@ def test_bad_input_names_the_argument():
         BiRNN(2, 3, backward_hidden_size=2, merge="sum")
     with pytest.raises(ValueError, match="cell must be one of"):
         BiRNN(2, 3, cell="conv")
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_directions_in_lockstep_match_one_at_a_time(cell, monkeypatch):
+    """Both directions advanced in one batched step == each direction on its own (the fallback path)."""
+    model = BiRNN(2, 3, num_layers=2, cell=cell, seed=4)
+    x, lengths = _x(batch=3, steps=5), np.array([5, 2, 4])
+    out = model.forward(x, lengths)
+    dout = np.random.default_rng(1).standard_normal(out.shape)
+    dx, grads = model.backward(dout)
+    monkeypatch.setattr(BiRNN, "_groups", lambda self: [("",), ("_reverse",)])
+    np.testing.assert_allclose(model.forward(x, lengths), out, atol=1e-13, rtol=0)
+    dx_apart, grads_apart = model.backward(dout)
+    np.testing.assert_allclose(dx_apart, dx, atol=1e-13, rtol=0)
+    for name, value in grads.items():
+        np.testing.assert_allclose(grads_apart[name], value, atol=1e-13, rtol=0, err_msg=name)
+
+
+def test_float32_stays_float32_through_backward():
+    model = BiRNN(2, 3, num_layers=2, dtype=np.float32)
+    out = model.forward(_x(), np.array([4, 2]))
+    cached = [a for layer in model._cache["layers"] for c in layer[1].values() for s in c.steps for a in s[:3]]
+    assert {a.dtype for a in cached} == {np.dtype(np.float32)}
+    dx, grads = model.backward(np.ones_like(out))
+    assert dx.dtype == np.float32 and {g.dtype for g in grads.values()} == {np.dtype(np.float32)}
+
+
+def test_inference_without_cache():
+    model = BiRNN(2, 3, num_layers=2, cell="gru", backward_hidden_size=2)
+    x, lengths = _x(), np.array([4, 2])
+    out = model.forward(x, lengths)
+    summary = model.summary()
+    np.testing.assert_array_equal(model.forward(x, lengths, keep_cache=False), out)
+    np.testing.assert_array_equal(model.summary(), summary)
+    with pytest.raises(RuntimeError, match="keep_cache=True"):
+        model.backward(np.ones_like(out))

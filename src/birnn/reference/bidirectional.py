@@ -5,6 +5,9 @@ Layer l, for the forward (→) and backward (←) direction, each with its own p
     →H = run(X_l),   ←H = reverse_padded(run(reverse_padded(X_l)))
     X_{l+1} = merge(→H, ←H)      concat [→H ; ←H] | sum →H + ←H | mul →H ⊙ ←H | ave (→H + ←H)/2
 
+The two runs advance in the same loop, stacked on a direction axis D = 2
+(``layer.directions_forward``); with different sizes Hf ≠ Hb each runs alone (D = 1).
+
 Backward through the merge (dM the gradient of the merged output):
 
     concat: d→H, d←H = split(dM)   sum: dM, dM   mul: dM ⊙ ←H, dM ⊙ →H   ave: dM/2, dM/2
@@ -21,7 +24,7 @@ import numpy as np
 
 from birnn.reference.cells import GATES
 from birnn.reference.inputs import check_input
-from birnn.reference.layer import direction_backward, direction_forward, reverse_padded
+from birnn.reference.layer import directions_backward, directions_forward, reverse_padded
 
 CELLS = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh", "rnn_tanh": "rnn_tanh", "rnn_relu": "rnn_relu"}
 MERGES = ("concat", "sum", "mul", "ave")
@@ -118,30 +121,51 @@ class BiRNN:
             "b_hh": self.params.get(f"bias_hh_l{layer}{suffix}", zeros),
         }
 
+    def _groups(self) -> list[tuple[str, ...]]:
+        """Directions advanced together: both when their sizes are equal, else one at a time."""
+        if self.sizes[""] == self.sizes["_reverse"]:
+            return [("", "_reverse")]
+        return [("",), ("_reverse",)]
+
     def _zero_state(self, batch: int, size: int) -> tuple[np.ndarray, ...]:
         h = np.zeros((batch, size), dtype=self.dtype)
         return (h, h.copy()) if self.cell == "lstm" else (h,)
 
-    def forward(self, x: np.ndarray, lengths: np.ndarray | None = None, initial: Any = None) -> np.ndarray:
-        """x: (B, T, I); lengths: (B,) in [1, T]; initial: {(layer, suffix): state tuple} -> (B, T, D)."""
+    def forward(
+        self, x: np.ndarray, lengths: np.ndarray | None = None, initial: Any = None, keep_cache: bool = True
+    ) -> np.ndarray:
+        """x: (B, T, I); lengths: (B,) in [1, T]; initial: {(layer, suffix): state tuple of (B, H)} -> (B, T, D).
+
+        keep_cache=False is for inference (as under ``torch.no_grad()``): the steps' caches
+        are not stored and ``backward`` cannot follow; ``finals``/``summary`` still work.
+        """
         x, lengths = check_input(x, lengths, self.input_size, self.dtype)
         batch, steps, _ = x.shape
-        valid = np.arange(steps)[None, :] < lengths[:, None]
+        valid = np.arange(steps)[:, None] < lengths[None, :]  # (T, B)
         layers, finals = [], {}
         layer_input = x
         for layer in range(self.num_layers):
+            seen = {"": layer_input, "_reverse": reverse_padded(layer_input, lengths)}  # (B, T, I) each
             outs, caches = {}, {}
-            for suffix, size in self.sizes.items():
-                start = (initial or {}).get((layer, suffix)) or self._zero_state(batch, size)
-                seen = layer_input if suffix == "" else reverse_padded(layer_input, lengths)
-                out, final, cache = direction_forward(
-                    self.cell, seen, valid, start, self._direction_params(layer, suffix)
+            for group in self._groups():
+                # (D, T, B, I): time-major, one slice per direction
+                x_group = np.stack([seen[suffix] for suffix in group]).transpose(0, 2, 1, 3)
+                size = self.sizes[group[0]]
+                starts = [(initial or {}).get((layer, suffix)) or self._zero_state(batch, size) for suffix in group]
+                start = tuple(np.stack(parts) for parts in zip(*starts, strict=True))  # each (D, B, H)
+                params = [self._direction_params(layer, suffix) for suffix in group]
+                out, final, cache = directions_forward(
+                    self.cell, np.ascontiguousarray(x_group), valid, start, params, keep_cache
                 )
-                outs[suffix] = out if suffix == "" else reverse_padded(out, lengths)
-                caches[suffix], finals[(layer, suffix)] = cache, final
+                for d, suffix in enumerate(group):
+                    outs[suffix] = out[d].transpose(1, 0, 2)  # (B, T, H)
+                    finals[(layer, suffix)] = tuple(s[d] for s in final)
+                caches[group] = cache
+            outs["_reverse"] = reverse_padded(outs["_reverse"], lengths)
             layers.append((outs, caches))
             layer_input = _merge(self.merge, outs[""], outs["_reverse"])
-        self._cache = {"layers": layers, "lengths": lengths, "finals": finals}
+        self._cache = {"layers": layers, "lengths": lengths, "finals": finals, "shape": (batch, steps)}
+        self._cache["backward_ready"] = keep_cache
         return layer_input
 
     def finals(self) -> dict[tuple[int, str], tuple[np.ndarray, ...]]:
@@ -161,9 +185,12 @@ class BiRNN:
         """Backpropagation through the whole stack. d_out: (B, T, D) -> dx (B, T, I), {name: gradient}."""
         if self._cache is None:
             raise RuntimeError("call forward before backward")
+        if not self._cache["backward_ready"]:
+            raise RuntimeError("backward needs forward(..., keep_cache=True), the default")
         layers, lengths = self._cache["layers"], self._cache["lengths"]
         d_out = np.asarray(d_out, dtype=self.dtype)
-        expected = (*layers[0][1][""].x.shape[:2], self.output_size)
+        batch, steps = self._cache["shape"]
+        expected = (batch, steps, self.output_size)
         if d_out.shape != expected:
             raise ValueError(f"d_out must have the output's shape {expected}; got {d_out.shape}")
         grads: dict[str, np.ndarray] = {}
@@ -171,21 +198,25 @@ class BiRNN:
         for layer in range(self.num_layers - 1, -1, -1):
             outs, caches = layers[layer]
             d_fwd, d_bwd = _merge_backward(self.merge, d_merged, outs[""], outs["_reverse"])
+            d_seen = {"": d_fwd, "_reverse": reverse_padded(d_bwd, lengths)}  # (B, T, H) each
             d_input = 0.0
-            for suffix, d_dir in (("", d_fwd), ("_reverse", d_bwd)):
-                size = self.sizes[suffix]
-                d_final = list(self._zero_state(d_out.shape[0], size))
+            for group in self._groups():
+                size = self.sizes[group[0]]
+                d_final = tuple(np.zeros((len(group), *s.shape), self.dtype) for s in self._zero_state(batch, size))
                 if d_summary is not None and layer == self.num_layers - 1:
-                    d_final[0] = d_summary[:, :size] if suffix == "" else d_summary[:, self.sizes[""] :]
-                if suffix == "_reverse":
-                    d_dir = reverse_padded(d_dir, lengths)
-                params = self._direction_params(layer, suffix)
-                dx, direction_grads, _ = direction_backward(self.cell, d_dir, tuple(d_final), caches[suffix], params)
-                d_input = d_input + (dx if suffix == "" else reverse_padded(dx, lengths))
-                for short, name in _TORCH_NAMES.items():
-                    key = f"{name}_l{layer}{suffix}"
-                    if key in self.params:
-                        grads[key] = direction_grads[short]
+                    d_top = {"": d_summary[:, : self.sizes[""]], "_reverse": d_summary[:, self.sizes[""] :]}
+                    for d, suffix in enumerate(group):
+                        d_final[0][d] = d_top[suffix]
+                d_group = np.stack([d_seen[suffix] for suffix in group]).transpose(0, 2, 1, 3)  # (D, T, B, H)
+                params = [self._direction_params(layer, suffix) for suffix in group]
+                dx, direction_grads, _ = directions_backward(self.cell, d_group, d_final, caches[group], params)
+                for d, suffix in enumerate(group):
+                    dx_d = dx[d].transpose(1, 0, 2)  # (B, T, I)
+                    d_input = d_input + (dx_d if suffix == "" else reverse_padded(dx_d, lengths))
+                    for short, name in _TORCH_NAMES.items():
+                        key = f"{name}_l{layer}{suffix}"
+                        if key in self.params:
+                            grads[key] = direction_grads[d][short]
             d_merged = d_input
         return d_merged, grads
 

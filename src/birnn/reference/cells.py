@@ -2,12 +2,27 @@
 
 Conventions (PyTorch's): the input projection xp_t = x_t W_ihᵀ + b_ih is
 computed for all steps at once outside the step; a state is a tuple, (h,) for
-RNN and GRU, (h, c) for LSTM; W_hh: (G·H, H), b_hh: (G·H,) with G gates.
+RNN and GRU, (h, c) for LSTM; G gates per cell.
 Each backward step takes the gradient of the loss with respect to the new
 state and returns the gradients with respect to xp_t, the previous state and
 the recurrent pre-activation hp_t = h_{t-1} W_hhᵀ + b_hh; the weight gradients
 dW_hh = Σ_t dhp_tᵀ h_{t-1} and db_hh = Σ_t dhp_t are then one GEMM over all
-steps (``layer.direction_backward``).
+steps (``layer.directions_backward``).
+
+Direction axis. The layer advances both directions of a bidirectional layer in
+the same step, so every array carries a leading axis D over directions (D = 2,
+or D = 1 when the two directions have different hidden sizes):
+
+    xp: (D, B, G·H),  state arrays: (D, B, H),  w_hh_t: (D, H, G·H) = W_hhᵀ per direction,
+    b_hh: (D, 1, G·H)
+
+The RNN and LSTM use b_hh only through the sum xp_t + b_hh, so the layer adds it
+to xp once for all steps and passes b_hh=None; the GRU cannot (b_hn sits inside
+r ⊙ hn).
+
+The equations are those of one direction; ``h @ w_hh_t`` is a batched matrix
+product, one GEMM per direction in a single call. Nothing else mixes the
+directions, so the functions work unchanged without the D axis.
 """
 
 from __future__ import annotations
@@ -17,139 +32,185 @@ import numpy as np
 State = tuple[np.ndarray, ...]
 
 
-def sigmoid(a: np.ndarray) -> np.ndarray:
-    """σ(a) = 1 / (1 + e^{-a}) = (1 + tanh(a/2)) / 2, the second form never overflowing."""
-    return 0.5 + 0.5 * np.tanh(0.5 * a)
+def sigmoid(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """σ(a) = 1 / (1 + e^{-a}), elementwise, into ``out`` if given (it may be ``a``).
+
+    For a ≪ 0, e^{-a} overflows to inf and σ = 1 / inf = 0 exactly: no NaN, so the
+    overflow warning is silenced. (One exp is cheaper than one tanh in NumPy.)
+    """
+    with np.errstate(over="ignore"):
+        out = np.negative(a, out=out)
+        np.exp(out, out=out)
+        out += 1
+        return np.reciprocal(out, out=out)
 
 
 # ----- Elman RNN -------------------------------------------------------------------------------
 
 
-def rnn_step_forward(xp, state, w_hh, b_hh, nonlinearity="tanh"):
+def rnn_step_forward(xp, state, w_hh_t, b_hh, nonlinearity="tanh"):
     """h_t = φ(xp_t + h_{t-1} W_hhᵀ + b_hh), φ = tanh or relu.
 
-    xp: (B, H); state: (h_{t-1},) -> (h_t,), cache
+    xp: (D, B, H); state: (h_{t-1},) -> (h_t,), cache
     """
     (h_prev,) = state
-    a = xp + h_prev @ w_hh.T + b_hh
+    a = h_prev @ w_hh_t  # (D, B, H)
+    a += xp
+    if b_hh is not None:
+        a += b_hh
     h = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0)
-    return (h,), (h_prev, a, h, w_hh, nonlinearity)
+    return (h,), (a, h, w_hh_t, nonlinearity)
 
 
-def rnn_step_backward(d_state, cache):
+def rnn_step_backward(d_state, cache, out=None):
     """da = dh ⊙ φ'(a);  dxp = dhp = da;  dh_{t-1} = da W_hh.
 
-    φ'(a) = 1 - h² for tanh, [a > 0] for relu. -> dxp, (dh_{t-1},), dhp
+    φ'(a) = 1 - h² for tanh, [a > 0] for relu. -> dxp (into ``out`` if given), (dh_{t-1},), dhp
     """
     (dh,) = d_state
-    _, a, h, w_hh, nonlinearity = cache
-    da = dh * (1 - h * h) if nonlinearity == "tanh" else dh * (a > 0)
-    return da, (da @ w_hh,), da
+    a, h, w_hh_t, nonlinearity = cache
+    if nonlinearity == "tanh":
+        da = np.multiply(h, h, out=out)
+        np.subtract(1, da, out=da)
+        da *= dh
+    else:
+        da = np.multiply(dh, a > 0, out=out)
+    return da, (da @ w_hh_t.swapaxes(-1, -2),), da
 
 
 # ----- GRU (PyTorch's formulation) -------------------------------------------------------------
 
 
-def gru_step_forward(xp, state, w_hh, b_hh):
+def gru_step_forward(xp, state, w_hh_t, b_hh):
     """PyTorch's GRU, gates ordered (r, z, n):
 
         [xr, xz, xn] = xp_t,   [hr, hz, hn] = h_{t-1} W_hhᵀ + b_hh
         r = σ(xr + hr),  z = σ(xz + hz),  n = tanh(xn + r ⊙ hn)
-        h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
+        h_t = (1 - z) ⊙ n + z ⊙ h_{t-1} = n + z ⊙ (h_{t-1} - n)
 
-    xp: (B, 3H); state: (h_{t-1},) -> (h_t,), cache
+    xp: (D, B, 3H); state: (h_{t-1},) -> (h_t,), cache
     """
     (h_prev,) = state
-    xr, xz, xn = np.split(xp, 3, axis=-1)
-    hp = h_prev @ w_hh.T + b_hh
-    hr, hz, hn = np.split(hp, 3, axis=-1)
-    r, z = sigmoid(xr + hr), sigmoid(xz + hz)
-    n = np.tanh(xn + r * hn)
-    h = (1 - z) * n + z * h_prev
-    return (h,), (h_prev, r, z, n, hn, w_hh)
+    hidden = h_prev.shape[-1]
+    hp = h_prev @ w_hh_t  # (D, B, 3H)
+    hp += b_hh
+    rz = hp[..., : 2 * hidden] + xp[..., : 2 * hidden]
+    sigmoid(rz, out=rz)
+    r, z = rz[..., :hidden], rz[..., hidden:]
+    hn = hp[..., 2 * hidden :]
+    n = r * hn
+    n += xp[..., 2 * hidden :]
+    np.tanh(n, out=n)
+    h = h_prev - n
+    h *= z
+    h += n
+    return (h,), (h_prev, r, z, n, hn, w_hh_t)
 
 
-def gru_step_backward(d_state, cache):
+def gru_step_backward(d_state, cache, out=None):
     """Backward of ``gru_step_forward``:
 
     dn = dh ⊙ (1 - z),  dz = dh ⊙ (h_{t-1} - n),  dh_{t-1} = dh ⊙ z + dhp W_hh
     da_n = dn ⊙ (1 - n²),  dr = da_n ⊙ hn,  da_r = dr ⊙ r(1 - r),  da_z = dz ⊙ z(1 - z)
-    dxp = [da_r, da_z, da_n],  dhp = [da_r, da_z, da_n ⊙ r]
-    dW_hh = dhpᵀ h_{t-1},  db_hh = Σ_b dhp
+    dxp = [da_r, da_z, da_n] (into ``out`` if given),  dhp = [da_r, da_z, da_n ⊙ r]
     """
     (dh,) = d_state
-    h_prev, r, z, n, hn, w_hh = cache
-    dn = dh * (1 - z)
-    dz = dh * (h_prev - n)
-    da_n = dn * (1 - n * n)
-    da_r = da_n * hn * r * (1 - r)
-    da_z = dz * z * (1 - z)
-    dxp = np.concatenate([da_r, da_z, da_n], axis=-1)
-    dhp = np.concatenate([da_r, da_z, da_n * r], axis=-1)
-    return dxp, (dh * z + dhp @ w_hh,), dhp
+    h_prev, r, z, n, hn, w_hh_t = cache
+    hidden = h_prev.shape[-1]
+    dxp = np.empty((*dh.shape[:-1], 3 * hidden), dtype=dh.dtype) if out is None else out
+    da_r, da_z, da_n = dxp[..., :hidden], dxp[..., hidden : 2 * hidden], dxp[..., 2 * hidden :]
+    np.multiply(n, n, out=da_n)
+    np.subtract(1, da_n, out=da_n)
+    da_n *= dh - dh * z  # dn ⊙ (1 - n²)
+    np.multiply(da_n, hn, out=da_r)
+    da_r *= r - r * r
+    np.subtract(h_prev, n, out=da_z)
+    da_z *= dh
+    da_z *= z - z * z
+    dhp = dxp.copy()
+    dhp[..., 2 * hidden :] *= r
+    d_prev = dhp @ w_hh_t.swapaxes(-1, -2)
+    d_prev += dh * z
+    return dxp, (d_prev,), dhp
 
 
 # ----- LSTM ------------------------------------------------------------------------------------
 
 
-def lstm_step_forward(xp, state, w_hh, b_hh):
+def lstm_step_forward(xp, state, w_hh_t, b_hh):
     """LSTM, gates ordered (i, f, g, o) as in PyTorch:
 
         [a_i, a_f, a_g, a_o] = xp_t + h_{t-1} W_hhᵀ + b_hh
-        i = σ(a_i),  f = σ(a_f),  g = tanh(a_g),  o = σ(a_o)
+        i = σ(a_i),  f = σ(a_f),  g = tanh(a_g) = 2σ(2a_g) - 1,  o = σ(a_o)
         c_t = f ⊙ c_{t-1} + i ⊙ g,   h_t = o ⊙ tanh(c_t)
 
-    xp: (B, 4H); state: (h_{t-1}, c_{t-1}) -> (h_t, c_t), cache
+    All four gates come from one σ over (D, B, 4H), computed in place.
+    xp: (D, B, 4H); state: (h_{t-1}, c_{t-1}) -> (h_t, c_t), cache
     """
     h_prev, c_prev = state
-    a = xp + h_prev @ w_hh.T + b_hh
     hidden = c_prev.shape[-1]
-    # One tanh for all four gates: σ(a) = (1 + tanh(a/2)) / 2 for i, f, o.
-    a[:, : 2 * hidden] *= 0.5
-    a[:, 3 * hidden :] *= 0.5
-    squashed = np.tanh(a)
-    gates = 0.5 + 0.5 * squashed
-    i, f, o = gates[:, :hidden], gates[:, hidden : 2 * hidden], gates[:, 3 * hidden :]
-    g = squashed[:, 2 * hidden : 3 * hidden]
-    c = f * c_prev + i * g
+    gates = h_prev @ w_hh_t  # (D, B, 4H): the pre-activation a, then the gates in place
+    gates += xp
+    if b_hh is not None:
+        gates += b_hh
+    g = gates[..., 2 * hidden : 3 * hidden]
+    g *= 2
+    sigmoid(gates, out=gates)
+    g *= 2
+    g -= 1
+    i, f, o = gates[..., :hidden], gates[..., hidden : 2 * hidden], gates[..., 3 * hidden :]
+    c = f * c_prev
+    c += i * g
     tanh_c = np.tanh(c)
-    return (o * tanh_c, c), (h_prev, c_prev, i, f, g, o, tanh_c, w_hh)
+    return (o * tanh_c, c), (c_prev, gates, tanh_c, w_hh_t)
 
 
-def lstm_step_backward(d_state, cache):
+def lstm_step_backward(d_state, cache, out=None):
     """Backward of ``lstm_step_forward``:
 
     do = dh ⊙ tanh(c_t),   dc = dc_t + dh ⊙ o ⊙ (1 - tanh²(c_t))
     di = dc ⊙ g,  df = dc ⊙ c_{t-1},  dg = dc ⊙ i,  dc_{t-1} = dc ⊙ f
-    da = [di ⊙ i(1-i), df ⊙ f(1-f), dg ⊙ (1-g²), do ⊙ o(1-o)]
+    da = [di ⊙ i(1-i), df ⊙ f(1-f), dg ⊙ (1-g²), do ⊙ o(1-o)]   (into ``out`` if given)
     dxp = da,  dh_{t-1} = da W_hh,  dW_hh = daᵀ h_{t-1},  db_hh = Σ_b da
     """
     dh, dc_next = d_state
-    _, c_prev, i, f, g, o, tanh_c, w_hh = cache
-    do = dh * tanh_c
-    dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
-    da = np.concatenate(
-        [dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g * g), do * o * (1 - o)], axis=-1
-    )
-    return da, (da @ w_hh, dc * f), da
+    c_prev, gates, tanh_c, w_hh_t = cache
+    hidden = c_prev.shape[-1]
+    i, f, g, o = (gates[..., k * hidden : (k + 1) * hidden] for k in range(4))
+    dc = tanh_c * tanh_c
+    np.subtract(1, dc, out=dc)
+    dc *= o
+    dc *= dh
+    dc += dc_next
+    da = np.empty_like(gates) if out is None else out
+    np.multiply(dc, g, out=da[..., :hidden])
+    np.multiply(dc, c_prev, out=da[..., hidden : 2 * hidden])
+    np.multiply(dc, i, out=da[..., 2 * hidden : 3 * hidden])
+    np.multiply(dh, tanh_c, out=da[..., 3 * hidden :])
+    slope = 1 - gates  # σ' = σ(1 - σ) for i, f, o;  tanh' = 1 - g² for g
+    slope *= gates
+    np.multiply(g, g, out=slope[..., 2 * hidden : 3 * hidden])
+    np.subtract(1, slope[..., 2 * hidden : 3 * hidden], out=slope[..., 2 * hidden : 3 * hidden])
+    da *= slope
+    return da, (da @ w_hh_t.swapaxes(-1, -2), dc * f), da
 
 
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
 
 
-def step_forward(cell: str, xp, state, w_hh, b_hh):
+def step_forward(cell: str, xp, state, w_hh_t, b_hh):
     """Dispatch one forward step of ``cell`` ("rnn_tanh", "rnn_relu", "gru", "lstm")."""
     if cell == "lstm":
-        return lstm_step_forward(xp, state, w_hh, b_hh)
+        return lstm_step_forward(xp, state, w_hh_t, b_hh)
     if cell == "gru":
-        return gru_step_forward(xp, state, w_hh, b_hh)
-    return rnn_step_forward(xp, state, w_hh, b_hh, "tanh" if cell == "rnn_tanh" else "relu")
+        return gru_step_forward(xp, state, w_hh_t, b_hh)
+    return rnn_step_forward(xp, state, w_hh_t, b_hh, "tanh" if cell == "rnn_tanh" else "relu")
 
 
-def step_backward(cell: str, d_state, cache):
-    """Dispatch one backward step of ``cell``."""
+def step_backward(cell: str, d_state, cache, out=None):
+    """Dispatch one backward step of ``cell``; ``out`` optionally receives dxp."""
     if cell == "lstm":
-        return lstm_step_backward(d_state, cache)
+        return lstm_step_backward(d_state, cache, out)
     if cell == "gru":
-        return gru_step_backward(d_state, cache)
-    return rnn_step_backward(d_state, cache)
+        return gru_step_backward(d_state, cache, out)
+    return rnn_step_backward(d_state, cache, out)

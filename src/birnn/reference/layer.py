@@ -1,16 +1,21 @@
-"""One direction of one layer over time, with lengths, and its backpropagation through time.
+"""The directions of one layer over time, advanced together, with lengths, and their backpropagation through time.
 
-The input projection of every step is one GEMM (xp = x W_ihᵀ + b_ih for all
-t at once); the loop then runs only the recurrent part. Past each sequence's
-end the state is frozen and the output is zero:
+The input projection of every step is one GEMM per direction (xp = x W_ihᵀ +
+b_ih for all t at once); the loop then runs only the recurrent part, for all
+directions in the same step: the ← direction reads ``reverse_padded(x)``, so
+both walk t = 0 … T-1 together and share the mask m_t = [t < len]. Arrays are
+time-major with a leading direction axis, x: (D, T, B, I), so that step t of
+every direction is ``xp[:, t]``: (D, B, G·H) and the recurrent products of all
+directions are one batched ``matmul`` (cells.py). Past each sequence's end the
+state is frozen and the output is zero:
 
-    s_t = m_t ⊙ cell(xp_t, s_{t-1}) + (1 - m_t) ⊙ s_{t-1},   out_t = m_t ⊙ h_t,   m_t = [t < len]
+    s_t = m_t ⊙ cell(xp_t, s_{t-1}) + (1 - m_t) ⊙ s_{t-1},   out_t = m_t ⊙ h_t
 
 so backpropagation through time splits the state gradient at each step:
 
     d(new state)_t = m_t ⊙ ds_t (+ m_t ⊙ dout_t on h),   ds_{t-1} = (1 - m_t) ⊙ ds_t + d(prev)_t
 
-and the weights' gradients are sums over steps, each one GEMM after the loop:
+and the weights' gradients are sums over steps, each one GEMM per direction after the loop:
 
     dW_ih = Σ_t dxp_tᵀ x_t,  db_ih = Σ_t dxp_t,  dW_hh = Σ_t dhp_tᵀ h_{t-1},  db_hh = Σ_t dhp_t
 """
@@ -35,74 +40,109 @@ def reverse_padded(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class DirectionCache:
-    """What the backward pass of one direction needs."""
+class DirectionsCache:
+    """What the backward pass of the directions needs."""
 
-    x: np.ndarray  # (B, T, I) the input this direction read (already reversed for ←)
-    valid: np.ndarray  # (B, T, 1) float mask
+    x: np.ndarray  # (D, T, B, I) the input each direction read (already reversed for ←)
+    mask: np.ndarray | None  # (T, B, 1) float mask, None without padding
     all_valid: np.ndarray  # (T,) bool: no padding at step t (the mask can be skipped)
-    steps: list  # per-step caches of the cell, each starting with h_{t-1}
+    h: np.ndarray  # (D, T+1, B, H): h_0 (initial), h_1 … h_T, the states the steps read
+    steps: list  # per-step caches of the cell
 
 
-def direction_forward(
-    cell: str, x: np.ndarray, valid: np.ndarray, initial: State, params: dict[str, np.ndarray]
-) -> tuple[np.ndarray, State, DirectionCache]:
-    """Run one direction left to right over its input.
+def _stack_recurrent(params: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """D directions' W_hh (G·H, H), b_hh (G·H,) -> w_hh_t (D, H, G·H), b_hh (D, 1, G·H)."""
+    w_hh_t = np.stack([p["w_hh"].T for p in params])
+    b_hh = np.stack([p["b_hh"] for p in params])[:, None, :]
+    return w_hh_t, b_hh
 
-    x: (B, T, I); valid: (B, T) bool; initial: state tuple of (B, H);
-    params: w_ih (G·H, I), w_hh (G·H, H), b_ih, b_hh (G·H,) -> out (B, T, H), final state, cache.
+
+def directions_forward(
+    cell: str,
+    x: np.ndarray,
+    valid: np.ndarray,
+    initial: State,
+    params: list[dict[str, np.ndarray]],
+    keep_cache: bool = True,
+) -> tuple[np.ndarray, State, DirectionsCache | None]:
+    """Run D directions of equal hidden size H left to right over their own inputs, in lockstep.
+
+    x: (D, T, B, I) time-major; valid: (T, B) bool, shared by the directions; initial: state
+    tuple of (D, B, H); params: per direction w_ih (G·H, I), w_hh (G·H, H), b_ih, b_hh (G·H,)
+    -> out (D, T, B, H) zero at padding, final state tuple of (D, B, H), cache (None unless keep_cache).
     """
-    xp = x @ params["w_ih"].T + params["b_ih"]  # (B, T, G·H), one GEMM for all steps
-    mask = valid[..., None].astype(x.dtype)
-    batch, steps, _ = x.shape
-    hidden = params["w_hh"].shape[1]
-    out = np.zeros((batch, steps, hidden), dtype=x.dtype)
-    all_valid = valid.all(axis=0)
+    n_dir, steps, batch, features = x.shape
+    hidden = params[0]["w_hh"].shape[1]
+    gates = params[0]["w_hh"].shape[0]
+    xp = np.empty((n_dir, steps, batch, gates), dtype=x.dtype)
+    w_hh_t, b_hh = _stack_recurrent(params)
+    fold_b_hh = cell != "gru"  # add b_hh to xp here once, not at every step (cells.py)
+    for d, p in enumerate(params):  # one GEMM per direction for all steps
+        flat = xp[d].reshape(-1, gates)  # (T·B, G·H)
+        np.matmul(x[d].reshape(-1, features), p["w_ih"].T, out=flat)
+        flat += p["b_ih"] + p["b_hh"] if fold_b_hh else p["b_ih"]
+    b_hh = None if fold_b_hh else b_hh
+    all_valid = valid.all(axis=1)
+    mask = None if all_valid.all() else valid[..., None].astype(x.dtype)  # (T, B, 1)
+    h = np.empty((n_dir, steps + 1, batch, hidden), dtype=x.dtype)
+    h[:, 0] = initial[0]
     state, caches = initial, []
     for t in range(steps):
-        new, cache = step_forward(cell, xp[:, t], state, params["w_hh"], params["b_hh"])
-        if all_valid[t]:
-            state = new
-            out[:, t] = new[0]
-        else:
-            m = mask[:, t]
-            state = tuple(m * n + (1 - m) * s for n, s in zip(new, state, strict=True))
-            out[:, t] = m * new[0]
-        caches.append(cache)
-    return out, state, DirectionCache(x, mask, all_valid, caches)
+        new, cache = step_forward(cell, xp[:, t], state, w_hh_t, b_hh)
+        if not all_valid[t]:
+            m = mask[t]  # (B, 1), broadcast over directions and features
+            new = tuple(m * n + (1 - m) * s for n, s in zip(new, state, strict=True))
+        h[:, t + 1] = new[0]
+        state = new
+        if keep_cache:
+            caches.append(cache)
+    out = h[:, 1:] if mask is None else h[:, 1:] * mask
+    return out, state, DirectionsCache(x, mask, all_valid, h, caches) if keep_cache else None
 
 
-def direction_backward(
-    cell: str, d_out: np.ndarray, d_final: State, cache: DirectionCache, params: dict[str, np.ndarray]
-) -> tuple[np.ndarray, dict[str, np.ndarray], State]:
-    """Backpropagation through time for ``direction_forward``.
+def directions_backward(
+    cell: str, d_out: np.ndarray, d_final: State, cache: DirectionsCache, params: list[dict[str, np.ndarray]]
+) -> tuple[np.ndarray, list[dict[str, np.ndarray]], State]:
+    """Backpropagation through time for ``directions_forward``.
 
-    d_out: (B, T, H); d_final: gradient of the final state -> dx (B, T, I),
-    parameter gradients {w_ih, w_hh, b_ih, b_hh}, gradient of the initial state.
+    d_out: (D, T, B, H); d_final: gradient of the final state, tuple of (D, B, H)
+    -> dx (D, T, B, I), per direction parameter gradients {w_ih, w_hh, b_ih, b_hh},
+    gradient of the initial state.
     """
-    batch, steps, _ = d_out.shape
-    gates = params["w_hh"].shape[0]
-    d_xp = np.empty((batch, steps, gates), dtype=d_out.dtype)
+    n_dir, steps, batch, hidden = d_out.shape
+    gates = params[0]["w_hh"].shape[0]
+    d_xp = np.empty((n_dir, steps, batch, gates), dtype=d_out.dtype)
     d_hp = d_xp if cell != "gru" else np.empty_like(d_xp)  # GRU: r ⊙ hn makes them differ
+    mask = cache.mask
+    if mask is not None:
+        d_out = d_out * mask  # m_t ⊙ dout_t, for all steps at once
     d_state = d_final
     for t in range(steps - 1, -1, -1):
-        m = cache.valid[:, t]
         if cache.all_valid[t]:
-            d_new = list(d_state)
+            d_new = (d_state[0] + d_out[:, t], *d_state[1:])
         else:
-            d_new = [m * ds for ds in d_state]
-        d_new[0] = d_new[0] + m * d_out[:, t]
-        d_xp[:, t], d_prev, d_hp[:, t] = step_backward(cell, tuple(d_new), cache.steps[t])
+            m = mask[t]
+            d_new = (m * d_state[0] + d_out[:, t], *(m * ds for ds in d_state[1:]))
+        _, d_prev, d_hp_t = step_backward(cell, d_new, cache.steps[t], out=d_xp[:, t])
+        if cell == "gru":
+            d_hp[:, t] = d_hp_t
         if cache.all_valid[t]:
             d_state = d_prev
         else:
             d_state = tuple((1 - m) * ds + dp for ds, dp in zip(d_state, d_prev, strict=True))
-    h_prev = np.stack([step[0] for step in cache.steps], axis=1)  # (B, T, H)
-    flat_d_hp = d_hp.reshape(-1, gates)
-    grads = {
-        "w_ih": d_xp.reshape(-1, gates).T @ cache.x.reshape(-1, cache.x.shape[-1]),
-        "w_hh": flat_d_hp.T @ h_prev.reshape(-1, h_prev.shape[-1]),
-        "b_ih": d_xp.sum(axis=(0, 1)),
-        "b_hh": flat_d_hp.sum(axis=0),
-    }
-    return d_xp @ params["w_ih"], grads, d_state
+    features = cache.x.shape[-1]
+    dx = np.empty((n_dir, steps, batch, features), dtype=d_out.dtype)
+    grads = []
+    for d, p in enumerate(params):  # the sums over steps: one GEMM each
+        flat_d_xp, flat_d_hp = d_xp[d].reshape(-1, gates), d_hp[d].reshape(-1, gates)  # (T·B, G·H)
+        np.matmul(flat_d_xp, p["w_ih"], out=dx[d].reshape(-1, features))
+        b_ih = flat_d_xp.sum(axis=0)
+        grads.append(
+            {
+                "w_ih": flat_d_xp.T @ cache.x[d].reshape(-1, features),
+                "w_hh": flat_d_hp.T @ cache.h[d, :-1].reshape(-1, hidden),
+                "b_ih": b_ih,
+                "b_hh": b_ih.copy() if cell != "gru" else flat_d_hp.sum(axis=0),
+            }
+        )
+    return dx, grads, d_state
