@@ -26,9 +26,9 @@ from birnn.nn.functional import (
     check_sequence_input,
     last_valid,
     lstm_cell_state,
-    merge_directions,
-    padding_mask,
-    reverse_padded,
+    merge_then_zero,
+    reversal_rows,
+    reverse_rows,
 )
 from birnn.nn.recurrent import Recurrent
 
@@ -143,14 +143,18 @@ def _top_layer(state: Any) -> Any:
 def run_direction(
     module: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None, initial: Any
 ) -> tuple[torch.Tensor, Any]:
-    """Run one unidirectional module left to right. -> out (B, T, H) (0 at padding), final state.
+    """Run one unidirectional module left to right. -> out (B, T, H), final state.
+
+    ``out`` may hold anything at padding positions: the caller zeroes them after
+    the merge (``merge_then_zero``).
 
     nn.RNNBase modules use torch's fused kernel on the padded batch: trailing
     padding cannot reach valid steps, the final h is the output at lengths-1,
     and an LSTM's final c is recomputed from the outputs when first accessed.
-    Packed input is used instead without autograd (packing skips padding and
-    its slow backward is not needed) and for stacked LSTMs (whose lower
-    layers' outputs, needed to recompute c, stay inside the fused call).
+    Packed input is used only for stacked LSTMs (whose lower layers' outputs,
+    needed to recompute c, stay inside the fused call): on CPU the padded call
+    is as fast or faster even in inference (B=64, T=50, lengths in [10, 50]:
+    LSTM H=128 6.9 ms padded vs 7.7 ms packed, H=64 2.9 vs 4.1 ms).
     """
     if isinstance(module, Recurrent):
         return module(x, initial, lengths)
@@ -163,11 +167,10 @@ def run_direction(
     if lengths is None or bool((lengths == x.shape[1]).all()):
         out, final = kernels.run_padded(cell, x, state, *args)
         return out, as_state(_top_layer(final))
-    if not torch.is_grad_enabled() or (cell == "lstm" and layers > 1):
+    if cell == "lstm" and layers > 1:
         out, final = kernels.run_packed(cell, x, lengths, state, *args)
         return out, as_state(_top_layer(final))
     out, _ = kernels.run_padded(cell, x, state, *args)
-    out = out * padding_mask(lengths, x.shape[1])[..., None]
     h = last_valid(out, lengths)
     if cell != "lstm":
         return out, h
@@ -216,6 +219,11 @@ class Bidirectional(nn.Module):
         lengths = check_sequence_input(x, lengths, self.input_size)
         initial_fwd, initial_bwd = (None, None) if initial is None else initial
         out_fwd, final_fwd = run_direction(self.forward_layer, x, lengths, initial_fwd)
-        out_rev, final_bwd = run_direction(self.backward_layer, reverse_padded(x, lengths), lengths, initial_bwd)
-        out_bwd = reverse_padded(out_rev, lengths)
-        return BiOutput(merge_directions(self.merge, out_fwd, out_bwd), Final(final_fwd, final_bwd))
+        if lengths is None:
+            out_rev, final_bwd = run_direction(self.backward_layer, x.flip(1), lengths, initial_bwd)
+            out_bwd = out_rev.flip(1)
+        else:
+            rows = reversal_rows(lengths, x.shape[1])  # one index for both reversals
+            out_rev, final_bwd = run_direction(self.backward_layer, reverse_rows(x, rows), lengths, initial_bwd)
+            out_bwd = reverse_rows(out_rev, rows)
+        return BiOutput(merge_then_zero(self.merge, out_fwd, out_bwd, lengths), Final(final_fwd, final_bwd))

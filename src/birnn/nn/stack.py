@@ -47,9 +47,10 @@ from birnn.nn.functional import (
     last_valid,
     lstm_cell_state,
     merge_directions,
+    merge_then_zero,
     merged_size,
-    padding_mask,
-    reverse_padded,
+    reversal_rows,
+    reverse_rows,
 )
 
 KERNELS = ("fused", "fused-packed", "per-direction", "hand-bptt")
@@ -210,17 +211,18 @@ class BiRNN(nn.Module):
     def _per_direction(self, x, lengths, init_fwd, init_bwd) -> tuple[torch.Tensor, Final]:
         finals_fwd, finals_bwd = [], []
         layer_input = x
+        rows = None if lengths is None else reversal_rows(lengths, x.shape[1])  # shared by every reversal
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0:
                 layer_input = nn.functional.dropout(layer_input, self.dropout, self.training)
             out_fwd, final_fwd = self._direction(layer_input, lengths, _layer(init_fwd, layer), layer, "")
-            reversed_input = reverse_padded(layer_input, lengths)
+            reversed_input = layer_input.flip(1) if rows is None else reverse_rows(layer_input, rows)
             out_rev, final_bwd = self._direction(reversed_input, lengths, _layer(init_bwd, layer), layer, "_reverse")
-            out_bwd = reverse_padded(out_rev, lengths)
+            out_bwd = out_rev.flip(1) if rows is None else reverse_rows(out_rev, rows)
             finals_fwd.append(final_fwd)
             finals_bwd.append(final_bwd)
-            merged = merge_directions("concat" if layer == self.num_layers - 1 else self.merge, out_fwd, out_bwd)
-            layer_input = merged
+            merge = "concat" if layer == self.num_layers - 1 else self.merge
+            layer_input = merge_then_zero(merge, out_fwd, out_bwd, lengths)
         return layer_input, Final(_stack_layers(finals_fwd), _stack_layers(finals_bwd))
 
     def _hand_bptt(self, x, lengths, init_fwd, init_bwd) -> tuple[torch.Tensor, Final]:
@@ -247,14 +249,13 @@ class BiRNN(nn.Module):
         return layer_input, Final(LSTMState(h[0], c[0]), LSTMState(h[1], c[1]))
 
     def _direction(self, x, lengths, state, layer: int, suffix: str) -> tuple[torch.Tensor, Any]:
-        """One layer, one direction. -> out (B, T, H), final (1, B, H) or an LSTMState of those."""
+        """One layer, one direction. -> out (B, T, H) (anything at padding), final (1, B, H) or an LSTMState."""
         weights = self._weights(layer, suffix)
         args = (weights, 1, 0.0, self.training, False)
         if lengths is None:
             out, final = kernels.run_padded(self.cell, x, state, *args)
             return out, as_state(final)
         out, _ = kernels.run_padded(self.cell, x, state, *args)
-        out = out * padding_mask(lengths, x.shape[1])[..., None]
         h = last_valid(out, lengths).unsqueeze(0)
         if self.cell != "lstm":
             return out, h
