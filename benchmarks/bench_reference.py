@@ -1,8 +1,9 @@
 """The NumPy reference engine against torch's fused ``nn.LSTM(bidirectional=True)``, in one run.
 
-Train step (forward + backward) and inference (torch under ``no_grad``, NumPy with
-``forward(..., keep_cache=False)``), tokens/s, float32 and float64;
-ratio = birnn.reference throughput / torch fused throughput.
+Train step (forward + backward; the input needs no gradient in either) and inference
+(torch under ``no_grad``, NumPy with ``forward(..., keep_cache=False)``), tokens/s,
+float32 and float64; ratio = birnn.reference throughput / torch fused throughput.
+Best of 4 alternating bursts of 3 warm calls each.
 
     python benchmarks/bench_reference.py [--quick]
 """
@@ -26,11 +27,25 @@ CONFIGS = {
 }
 
 
+def interleaved(candidates: list, repeats: int) -> list[float]:
+    """Best seconds of each candidate: bursts of a warm-up call and 3 timed calls, alternating.
+
+    Each burst runs warm (as consecutive training steps do); alternating the bursts
+    keeps the ratios meaningful when the machine's speed drifts during the run.
+    """
+    best = [float("inf")] * len(candidates)
+    for _ in range(repeats):
+        for i, fn in enumerate(candidates):
+            fn()
+            best[i] = min(best[i], best_time(fn, repeats=3))
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 repeats")
+    parser.add_argument("--quick", action="store_true", help="2 alternations instead of 4")
     args = parser.parse_args()
-    repeats = 2 if args.quick else 3
+    repeats = 2 if args.quick else 4
     print(f"# NumPy reference engine vs torch fused — {machine()}\n")
     print(
         "| config | dtype | torch train tok/s | numpy train tok/s | ratio "
@@ -56,12 +71,14 @@ def main() -> None:
 
             def numpy_train(model=model, x_np=x_np, d_out=d_out):
                 model.forward(x_np)
-                model.backward(d_out)
+                model.backward(d_out, input_grad=False)  # as torch: x needs no gradient
 
-            t_train, n_train, t_infer = (
-                best_time(fn, repeats=repeats) for fn in (torch_train, numpy_train, torch_infer)
+            def numpy_infer(model=model, x_np=x_np):
+                model.forward(x_np, keep_cache=False)
+
+            t_train, n_train, t_infer, n_infer = interleaved(
+                [torch_train, numpy_train, torch_infer, numpy_infer], repeats
             )
-            n_infer = best_time(lambda model=model, x_np=x_np: model.forward(x_np, keep_cache=False), repeats=repeats)
             print(
                 f"| {name} | {np.dtype(np_dtype).name} | {tokens / t_train:,.0f} | {tokens / n_train:,.0f} | "
                 f"{t_train / n_train:.2f}× | {tokens / t_infer:,.0f} | {tokens / n_infer:,.0f} | "

@@ -81,19 +81,52 @@ def test_bad_input_names_the_argument():
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_directions_in_lockstep_match_one_at_a_time(cell, monkeypatch):
-    """Both directions advanced in one batched step == each direction on its own (the fallback path)."""
-    model = BiRNN(2, 3, num_layers=2, cell=cell, seed=4)
+@pytest.mark.parametrize("backward_size", [3, 2])
+def test_schedules_agree(cell, backward_size):
+    """Directions in lockstep on one thread == one thread per direction (outputs, finals, every gradient)."""
+    model = BiRNN(2, 3, num_layers=2, cell=cell, backward_hidden_size=backward_size, seed=4, schedule="lockstep")
     x, lengths = _x(batch=3, steps=5), np.array([5, 2, 4])
     out = model.forward(x, lengths)
+    summary = model.summary()
     dout = np.random.default_rng(1).standard_normal(out.shape)
-    dx, grads = model.backward(dout)
-    monkeypatch.setattr(BiRNN, "_groups", lambda self: [("",), ("_reverse",)])
+    dx, grads = model.backward(dout, d_summary=np.ones_like(summary))
+    model.schedule = "threads"
     np.testing.assert_allclose(model.forward(x, lengths), out, atol=1e-13, rtol=0)
-    dx_apart, grads_apart = model.backward(dout)
-    np.testing.assert_allclose(dx_apart, dx, atol=1e-13, rtol=0)
+    np.testing.assert_allclose(model.summary(), summary, atol=1e-13, rtol=0)
+    dx_threads, grads_threads = model.backward(dout, d_summary=np.ones_like(summary))
+    np.testing.assert_allclose(dx_threads, dx, atol=1e-13, rtol=0)
+    assert grads_threads.keys() == grads.keys()
     for name, value in grads.items():
-        np.testing.assert_allclose(grads_apart[name], value, atol=1e-13, rtol=0, err_msg=name)
+        np.testing.assert_allclose(grads_threads[name], value, atol=1e-13, rtol=0, err_msg=name)
+
+
+def test_schedule_choice_and_blas_threads_restored(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from birnn.reference import schedule
+
+    monkeypatch.setattr(schedule, "usable_cpus", lambda: 1)
+    assert BiRNN(2, 3).schedule == "lockstep"
+    monkeypatch.setattr(schedule, "usable_cpus", lambda: 2)
+    assert BiRNN(2, 3).schedule == "threads"
+    with pytest.raises(ValueError, match=r"schedule must be None or one of \('threads', 'lockstep'\); got 'fast'"):
+        BiRNN(2, 3, schedule="fast")
+    before = [pool["num_threads"] for pool in threadpool_info()]
+    model = BiRNN(2, 3, schedule="threads")
+    model.backward(np.ones_like(model.forward(_x())))
+    assert [pool["num_threads"] for pool in threadpool_info()] == before
+
+
+def test_input_grad_false_skips_dx_only():
+    model = BiRNN(2, 3, num_layers=2, cell="lstm", backward_hidden_size=2)
+    x, lengths = _x(), np.array([4, 2])
+    dout = np.random.default_rng(2).standard_normal(model.forward(x, lengths).shape)
+    _, grads = model.backward(dout)
+    model.forward(x, lengths)
+    dx, grads_without = model.backward(dout, input_grad=False)
+    assert dx is None
+    for name, value in grads.items():
+        np.testing.assert_array_equal(grads_without[name], value, err_msg=name)
 
 
 def test_float32_stays_float32_through_backward():

@@ -101,13 +101,18 @@ def directions_forward(
 
 
 def directions_backward(
-    cell: str, d_out: np.ndarray, d_final: State, cache: DirectionsCache, params: list[dict[str, np.ndarray]]
-) -> tuple[np.ndarray, list[dict[str, np.ndarray]], State]:
+    cell: str,
+    d_out: np.ndarray,
+    d_final: State,
+    cache: DirectionsCache,
+    params: list[dict[str, np.ndarray]],
+    input_grad: bool = True,
+) -> tuple[np.ndarray | None, list[dict[str, np.ndarray]], State]:
     """Backpropagation through time for ``directions_forward``.
 
     d_out: (D, T, B, H); d_final: gradient of the final state, tuple of (D, B, H)
-    -> dx (D, T, B, I), per direction parameter gradients {w_ih, w_hh, b_ih, b_hh},
-    gradient of the initial state.
+    -> dx (D, T, B, I) (None if not ``input_grad``: its GEMM is skipped), per direction
+    parameter gradients {w_ih, w_hh, b_ih, b_hh}, gradient of the initial state.
     """
     n_dir, steps, batch, hidden = d_out.shape
     gates = params[0]["w_hh"].shape[0]
@@ -131,11 +136,12 @@ def directions_backward(
         else:
             d_state = tuple((1 - m) * ds + dp for ds, dp in zip(d_state, d_prev, strict=True))
     features = cache.x.shape[-1]
-    dx = np.empty((n_dir, steps, batch, features), dtype=d_out.dtype)
+    dx = np.empty((n_dir, steps, batch, features), dtype=d_out.dtype) if input_grad else None
     grads = []
     for d, p in enumerate(params):  # the sums over steps: one GEMM each
         flat_d_xp, flat_d_hp = d_xp[d].reshape(-1, gates), d_hp[d].reshape(-1, gates)  # (T·B, G·H)
-        np.matmul(flat_d_xp, p["w_ih"], out=dx[d].reshape(-1, features))
+        if input_grad:
+            np.matmul(flat_d_xp, p["w_ih"], out=dx[d].reshape(-1, features))
         b_ih = flat_d_xp.sum(axis=0)
         grads.append(
             {

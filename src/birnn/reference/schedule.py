@@ -1,0 +1,74 @@
+"""How the directions of a layer share the machine: one thread each, or in lockstep on one.
+
+The two directions of a bidirectional layer do not meet until the merge, so
+their loops can run at the same time. NumPy gives two ways to use that:
+
+- ``"threads"``: each direction runs its own loop (D = 1) on its own thread,
+  with BLAS limited to one thread. NumPy releases the GIL inside every ufunc and
+  matrix product, so the two loops overlap; the elementwise work (single-threaded
+  in NumPy) then uses both cores too, not only the matrix products.
+- ``"lockstep"``: one thread advances both directions together (D = 2), one
+  batched matrix product per step for both (``layer.directions_forward``):
+  half the Python overhead per step, best on one core. Directions of
+  different sizes cannot share a batched product and run one after the other.
+
+Measured (float32, LSTM layer forward + BPTT, B=32 T=35 I=512 H=256 and B=64
+T=50 I=100 H=128): on 2 cores "threads" takes 0.80–0.93× the time of
+"lockstep" with a 2-thread BLAS; on 1 core "lockstep" is 0.94–1.07× of "threads".
+``default_schedule`` therefore picks "threads" when at least two CPUs are usable.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from typing import TypeVar
+
+SCHEDULES = ("threads", "lockstep")
+Result = TypeVar("Result")
+_THREADED = threading.Lock()
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def default_schedule() -> str:
+    """ "threads" with two or more usable CPUs, else "lockstep"."""
+    return "threads" if usable_cpus() >= 2 else "lockstep"
+
+
+def check_schedule(schedule: str | None) -> str:
+    """None -> ``default_schedule()``; a name from ``SCHEDULES`` unchanged; anything else a ValueError."""
+    if schedule is None:
+        return default_schedule()
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be None or one of {SCHEDULES}; got {schedule!r}")
+    return schedule
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="birnn-direction")
+
+
+@cache
+def _blas():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def run_jobs(schedule: str, jobs: Sequence[Callable[[], Result]]) -> list[Result]:
+    """Run independent jobs: concurrently under "threads" (BLAS on one thread each), else in order."""
+    if schedule != "threads" or len(jobs) < 2:
+        return [job() for job in jobs]
+    with _THREADED, _blas().limit(limits=1, user_api="blas"):  # one threaded run at a time: the limit is global
+        futures = [_pool().submit(job) for job in jobs]
+        return [future.result() for future in futures]
