@@ -192,11 +192,11 @@ def lstm_forward(
     """[i, f, g, o] = [σ, σ, tanh, σ](xp_t + h_{t-1} W_hhᵀ),  c_t = f ⊙ c_{t-1} + i ⊙ g,  h_t = o ⊙ tanh(c_t).
 
     xp: (D, N, 4H) with b_ih + b_hh folded in; h0, c0: (D, B, H); w_hh: (D, 4H, H)
-    -> out (D, N, H), cache with gates (D, N, 4H) after their nonlinearities and c (D, N, H)
+    -> out (D, N, H), cache with gates (D, N, 4H) after their nonlinearities, c and tanh(c) (D, N, H)
     """
     hidden = h0.shape[2]
     out = xp.new_empty(xp.shape[0], xp.shape[1], hidden)
-    cells = torch.empty_like(out)
+    cells, tanh_cells = torch.empty_like(out), torch.empty_like(out)
     gates = torch.empty_like(xp)
     w = w_hh.transpose(1, 2)
     starts, h, c = offsets(sizes), h0, c0
@@ -211,9 +211,9 @@ def lstm_forward(
             g[..., :hidden], g[..., 2 * hidden : 3 * hidden]
         )
         h = out[:, rows]
-        torch.tanh(new_c, out=h).mul_(g[..., 3 * hidden :])
+        torch.mul(torch.tanh(new_c, out=tanh_cells[:, rows]), g[..., 3 * hidden :], out=h)
         c = new_c
-    return out, {"out": out, "gates": gates, "cells": cells}
+    return out, {"out": out, "gates": gates, "cells": cells, "tanh_cells": tanh_cells}
 
 
 def lstm_backward(
@@ -243,7 +243,7 @@ def lstm_backward(
         g, d = gates[:, rows], grads[:, rows]
         i, f, cand, o = (g[..., k * hidden : (k + 1) * hidden] for k in range(4))
         da_i, da_f, da_g, da_o = (d[..., k * hidden : (k + 1) * hidden] for k in range(4))
-        tanh_c = torch.tanh(cells[:, rows])
+        tanh_c = cache["tanh_cells"][:, rows]
         torch.mul(carried, tanh_c, out=da_o)
         carried_c.addcmul_(carried * o, _one_minus_square(tanh_c))
         c_previous = _previous(cells, c0, starts, t, n)
