@@ -182,6 +182,14 @@ def test_kernel_choice_is_explained():
     with torch.no_grad():
         model(torch.randn(2, 5, 3), torch.tensor([5, 2]))
     assert model.kernel == "fused-packed" and "skips the padding" in model.explain()
+    rnn = BiRNN(3, 4, cell="rnn")
+    x, lengths = torch.randn(3, 5, 3), torch.tensor([5, 2, 4])
+    with torch.no_grad():
+        out = rnn(x, lengths)
+        assert rnn.kernel == "hand-bptt" and "Elman RNN" in rnn.explain()
+        rnn.force_kernel = "fused-packed"
+        torch.testing.assert_close(rnn(x, lengths).output, out.output)
+        torch.testing.assert_close(rnn(x, lengths).final.bwd, out.final.bwd)
 
 
 def test_torch_compile_gives_the_same_result():

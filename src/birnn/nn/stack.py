@@ -17,7 +17,8 @@ Kernel choice per call (``explain()`` says which ran and why):
   (padding is never computed) with hand-written BPTT and weight gradients as
   one GEMM over all steps (``bilayer.py``, ``bptt.py``). Chosen for training
   GRUs and Elman RNNs (torch has no oneDNN kernel for them), for training
-  LSTMs on varying lengths, and for merges other than concat between layers.
+  LSTMs on varying lengths, for merges other than concat between layers, and
+  for Elman RNNs on varying lengths in inference.
   Measured (1 thread, CPU time, B=64, T=50, I=100, H=128, lengths in [10, 50]):
   1.42× torch's padded fused GRU and 1.43× its tanh RNN in training; LSTM
   1.75× at B=128, T=100, H=512; but 0.83× oneDNN's LSTM on equal lengths;
@@ -158,6 +159,11 @@ class BiRNN(nn.Module):
             return "fused", "training an LSTM on equal lengths on CPU: oneDNN's fused LSTM is faster"
         if uniform:
             return "fused", "every sequence has length T: one bidirectional fused call"
+        if self.cell in ("rnn_tanh", "rnn_relu"):
+            return "hand-bptt", (
+                "an Elman RNN on varying lengths without autograd: one loop over both directions on the "
+                "sorted packed layout beats torch's packed kernel (B=64, T=50, H=128: 4.6 vs 5.7 ms)"
+            )
         return "fused-packed", "varying lengths without autograd: packing skips the padding"
 
     def _forced(self, lengths: torch.Tensor | None, x: torch.Tensor) -> tuple[str, str]:
