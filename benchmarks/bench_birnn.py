@@ -172,21 +172,19 @@ def hetero_peers(
     return (bare_train, bare_infer), ours
 
 
-def timed(steps: tuple[Step, Step], repeats: int) -> tuple[float, float]:
-    """Best (train, infer) seconds of already warmed-up steps."""
-    return best_time(steps[0], repeats=repeats), best_time(steps[1], repeats=repeats)
-
-
 def timed_interleaved(candidates: list[tuple[Step, Step]], repeats: int) -> list[tuple[float, float]]:
-    """Best (train, infer) seconds of each candidate, the candidates alternating within each repeat.
+    """Best (train, infer) seconds of each candidate: in each of ``repeats`` rounds, every candidate
+    runs a burst (one untimed call, then the best of 2) of each step, the candidates alternating.
 
-    Alternating keeps a ratio between candidates meaningful when the machine's load drifts.
+    The bursts run warm, as consecutive steps do; alternating them keeps the ratios between
+    candidates meaningful when the machine's speed drifts (on a shared VM it does, by ±15%).
     """
     best = [[float("inf"), float("inf")] for _ in candidates]
     for _ in range(repeats):
         for times, steps in zip(best, candidates, strict=True):
             for i, step in enumerate(steps):
-                times[i] = min(times[i], best_time(step, repeats=1))
+                step()
+                times[i] = min(times[i], best_time(step, repeats=2))
     return [(train, infer) for train, infer in best]
 
 
@@ -214,20 +212,25 @@ def run_homogeneous(name: str, cell: str, peak: float, repeats: int, with_jax: b
     tokens = int(lengths.sum())
     flops = useful_flops([(cell, c["H"])] * 2, c, tokens, True)
     functions, ours = peers(cell, c, lengths)
-    reference = None
+    labels, candidates, kernels = [], [], []
     for label, fn in functions.items():
-        steps = torch_steps(fn, x)
-        kernel = ours.kernel if label in OURS else ""  # set by the warm-up train step
-        times = timed(steps, repeats)
-        reference = reference or times
-        row(name, cell, label, tokens, times, reference, flops, peak, kernel)
-    if not with_jax:
-        return
-    for label, peer in jax_peers(cell, c, x.numpy(), lengths.numpy() if c["variable"] else None).items():
-        if isinstance(peer, str):
-            print(f"| ({name}) | {cell} | {label} | {peer} | | | | | |", flush=True)
-        else:
-            row(name, cell, label, tokens, timed(peer, repeats), reference, flops, peak, "jax.jit")
+        candidates.append(torch_steps(fn, x))
+        kernels.append(ours.kernel if label in OURS else "")  # set by the warm-up train step
+        labels.append(label)
+    skipped = []
+    if with_jax:
+        for label, peer in jax_peers(cell, c, x.numpy(), lengths.numpy() if c["variable"] else None).items():
+            if isinstance(peer, str):
+                skipped.append((label, peer))
+            else:
+                labels.append(label)
+                candidates.append(peer)
+                kernels.append("jax.jit")
+    times = timed_interleaved(candidates, repeats)
+    for label, timing, kernel in zip(labels, times, kernels, strict=True):
+        row(name, cell, label, tokens, timing, times[0], flops, peak, kernel)
+    for label, why in skipped:
+        print(f"| ({name}) | {cell} | {label} | {why} | | | | | |", flush=True)
 
 
 def run_heterogeneous(name: str, directions: list[tuple[str, int]], peak: float, repeats: int) -> list[tuple]:
