@@ -45,8 +45,13 @@ def reversal_index(lengths: torch.Tensor, steps: int) -> torch.Tensor:
     return torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
 
 
-def reversal_rows(lengths: torch.Tensor, steps: int) -> torch.Tensor:
-    """The row of the (B·T, ...) view that position (b, t) reads after reversal. -> (B·T,) int64."""
+def reversal_rows(lengths: torch.Tensor | None, steps: int) -> torch.Tensor | None:
+    """The row of the (B·T, ...) view that position (b, t) reads after reversal. -> (B·T,) int64.
+
+    None for lengths None (every sequence has length T: ``reverse_rows`` then flips).
+    """
+    if lengths is None:
+        return None
     offsets = steps * torch.arange(lengths.shape[0], device=lengths.device)[:, None]
     return (reversal_index(lengths, steps) + offsets).reshape(-1)
 
@@ -69,8 +74,10 @@ class _Reversal(torch.autograd.Function):
         return grad.index_select(0, index), None
 
 
-def reverse_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+def reverse_rows(x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
     """``reverse_padded`` with its index precomputed by ``reversal_rows`` (shared by several tensors)."""
+    if rows is None:
+        return x.flip(1)
     batch, steps = x.shape[:2]
     return _Reversal.apply(x.reshape(batch * steps, *x.shape[2:]), rows).view(x.shape)
 
@@ -83,9 +90,7 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tenso
     x: (B, T, ...) ; lengths: (B,) or None (all of length T, a plain flip) -> (B, T, ...)
     Implemented as a gather of whole rows of the (B·T, ...) view: one contiguous copy per token.
     """
-    if lengths is None:
-        return x.flip(1)
-    return reverse_rows(x, reversal_rows(lengths.to(x.device), x.shape[1]))
+    return reverse_rows(x, reversal_rows(None if lengths is None else lengths.to(x.device), x.shape[1]))
 
 
 def last_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -217,14 +217,14 @@ class BiRNN(nn.Module):
     def _per_direction(self, x, lengths, init_fwd, init_bwd) -> tuple[torch.Tensor, Final]:
         finals_fwd, finals_bwd = [], []
         layer_input = x
-        rows = None if lengths is None else reversal_rows(lengths, x.shape[1])  # shared by every reversal
+        rows = reversal_rows(lengths, x.shape[1])  # shared by every reversal
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0:
                 layer_input = nn.functional.dropout(layer_input, self.dropout, self.training)
             out_fwd, final_fwd = self._direction(layer_input, lengths, _layer(init_fwd, layer), layer, "")
-            reversed_input = layer_input.flip(1) if rows is None else reverse_rows(layer_input, rows)
+            reversed_input = reverse_rows(layer_input, rows)
             out_rev, final_bwd = self._direction(reversed_input, lengths, _layer(init_bwd, layer), layer, "_reverse")
-            out_bwd = out_rev.flip(1) if rows is None else reverse_rows(out_rev, rows)
+            out_bwd = reverse_rows(out_rev, rows)
             finals_fwd.append(final_fwd)
             finals_bwd.append(final_bwd)
             merge = "concat" if layer == self.num_layers - 1 else self.merge
