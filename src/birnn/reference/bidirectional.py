@@ -29,7 +29,7 @@ import numpy as np
 from birnn.reference.cells import GATES
 from birnn.reference.inputs import check_input
 from birnn.reference.layer import directions_backward, directions_forward, reverse_padded
-from birnn.reference.schedule import check_schedule, run_jobs
+from birnn.reference.schedule import check_schedule, elementwise_turn, run_jobs
 
 CELLS = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh", "rnn_tanh": "rnn_tanh", "rnn_relu": "rnn_relu"}
 MERGES = ("concat", "sum", "mul", "ave")
@@ -183,7 +183,7 @@ class BiRNN:
         start = tuple(np.stack(parts) for parts in zip(*starts, strict=True))  # each (D, B, H)
         params = [self._direction_params(layer, suffix) for suffix in group]
         out, final, cache = directions_forward(
-            self.cell, np.ascontiguousarray(x_group), valid, start, params, keep_cache
+            self.cell, np.ascontiguousarray(x_group), valid, start, params, keep_cache, elementwise_turn(self.schedule)
         )
         outs = {suffix: out[d].transpose(1, 0, 2) for d, suffix in enumerate(group)}  # (B, T, H)
         finals = {(layer, suffix): tuple(s[d] for s in final) for d, suffix in enumerate(group)}
@@ -253,7 +253,9 @@ class BiRNN:
                 d_final[0][d] = d_top[suffix]
         d_group = np.stack([d_seen[suffix] for suffix in group]).transpose(0, 2, 1, 3)  # (D, T, B, H)
         params = [self._direction_params(layer, suffix) for suffix in group]
-        dx, direction_grads, _ = directions_backward(self.cell, d_group, d_final, cache, params, input_grad)
+        dx, direction_grads, _ = directions_backward(
+            self.cell, d_group, d_final, cache, params, input_grad, elementwise_turn(self.schedule)
+        )
         return dx, direction_grads
 
     # ----- conversion to and from torch (imported lazily) --------------------------------------

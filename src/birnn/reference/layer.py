@@ -22,11 +22,14 @@ and the weights' gradients are sums over steps, each one GEMM per direction afte
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 
 from birnn.reference.cells import State, step_backward, step_forward
+
+ALONE = nullcontext()  # the default turn: nobody to take turns with
 
 
 def reverse_padded(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -64,12 +67,14 @@ def directions_forward(
     initial: State,
     params: list[dict[str, np.ndarray]],
     keep_cache: bool = True,
+    turn: AbstractContextManager = ALONE,
 ) -> tuple[np.ndarray, State, DirectionsCache | None]:
     """Run D directions of equal hidden size H left to right over their own inputs, in lockstep.
 
     x: (D, T, B, I) time-major; valid: (T, B) bool, shared by the directions; initial: state
     tuple of (D, B, H); params: per direction w_ih (G·H, I), w_hh (G·H, H), b_ih, b_hh (G·H,)
     -> out (D, T, B, H) zero at padding, final state tuple of (D, B, H), cache (None unless keep_cache).
+    ``turn`` is held around each step's elementwise part, not its matrix product (schedule.py).
     """
     n_dir, steps, batch, features = x.shape
     hidden = params[0]["w_hh"].shape[1]
@@ -88,11 +93,15 @@ def directions_forward(
     h[:, 0] = initial[0]
     state, caches = initial, []
     for t in range(steps):
-        new, cache = step_forward(cell, xp[:, t], state, w_hh_t, b_hh)
-        if not all_valid[t]:
-            m = mask[t]  # (B, 1), broadcast over directions and features
-            new = tuple(m * n + (1 - m) * s for n, s in zip(new, state, strict=True))
-        h[:, t + 1] = new[0]
+        hp = state[0] @ w_hh_t  # (D, B, G·H)
+        with turn:
+            if b_hh is not None:
+                hp += b_hh
+            new, cache = step_forward(cell, xp[:, t], hp, state)
+            if not all_valid[t]:
+                m = mask[t]  # (B, 1), broadcast over directions and features
+                new = tuple(m * n + (1 - m) * s for n, s in zip(new, state, strict=True))
+            h[:, t + 1] = new[0]
         state = new
         if keep_cache:
             caches.append(cache)
@@ -107,34 +116,43 @@ def directions_backward(
     cache: DirectionsCache,
     params: list[dict[str, np.ndarray]],
     input_grad: bool = True,
+    turn: AbstractContextManager = ALONE,
 ) -> tuple[np.ndarray | None, list[dict[str, np.ndarray]], State]:
     """Backpropagation through time for ``directions_forward``.
 
     d_out: (D, T, B, H); d_final: gradient of the final state, tuple of (D, B, H)
     -> dx (D, T, B, I) (None if not ``input_grad``: its GEMM is skipped), per direction
     parameter gradients {w_ih, w_hh, b_ih, b_hh}, gradient of the initial state.
+    ``turn`` is held around each step's elementwise part, not its matrix product (schedule.py).
     """
     n_dir, steps, batch, hidden = d_out.shape
     gates = params[0]["w_hh"].shape[0]
     d_xp = np.empty((n_dir, steps, batch, gates), dtype=d_out.dtype)
     d_hp = d_xp if cell != "gru" else np.empty_like(d_xp)  # GRU: r ⊙ hn makes them differ
+    w_hh = np.stack([p["w_hh"] for p in params])  # (D, G·H, H)
     mask = cache.mask
     if mask is not None:
         d_out = d_out * mask  # m_t ⊙ dout_t, for all steps at once
     d_state = d_final
     for t in range(steps - 1, -1, -1):
-        if cache.all_valid[t]:
-            d_new = (d_state[0] + d_out[:, t], *d_state[1:])
-        else:
-            m = mask[t]
-            d_new = (m * d_state[0] + d_out[:, t], *(m * ds for ds in d_state[1:]))
-        _, d_prev, d_hp_t = step_backward(cell, d_new, cache.steps[t], out=d_xp[:, t])
-        if cell == "gru":
-            d_hp[:, t] = d_hp_t
-        if cache.all_valid[t]:
-            d_state = d_prev
-        else:
-            d_state = tuple((1 - m) * ds + dp for ds, dp in zip(d_state, d_prev, strict=True))
+        with turn:
+            m = None if cache.all_valid[t] else mask[t]
+            if m is None:
+                d_new = (d_state[0] + d_out[:, t], *d_state[1:])
+            else:
+                d_new = (m * d_state[0] + d_out[:, t], *(m * ds for ds in d_state[1:]))
+            _, d_hp_t, d_direct = step_backward(cell, d_new, cache.steps[t], out=d_xp[:, t])
+            if cell == "gru":
+                d_hp[:, t] = d_hp_t
+        dh_prev = d_hp_t @ w_hh  # (D, B, H): dh_{t-1} through W_hh
+        with turn:
+            if d_direct[0] is not None:
+                dh_prev += d_direct[0]
+            d_prev = (dh_prev, *d_direct[1:])
+            if m is None:
+                d_state = d_prev
+            else:
+                d_state = tuple((1 - m) * ds + dp for ds, dp in zip(d_state, d_prev, strict=True))
     features = cache.x.shape[-1]
     dx = np.empty((n_dir, steps, batch, features), dtype=d_out.dtype) if input_grad else None
     grads = []

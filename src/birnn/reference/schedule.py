@@ -7,6 +7,11 @@ their loops can run at the same time. NumPy gives two ways to use that:
   with BLAS limited to one thread. NumPy releases the GIL inside every ufunc and
   matrix product, so the two loops overlap; the elementwise work (single-threaded
   in NumPy) then uses both cores too, not only the matrix products.
+  The two threads take turns for the small elementwise calls of a step (the
+  lock ``elementwise_turn`` returns), and run their matrix products outside
+  it: one thread's matrix product then overlaps the other's elementwise work.
+  Without the turns, the two threads hand Python's GIL to each other at every
+  one of a step's 15–20 small calls, and each handoff costs microseconds.
 - ``"lockstep"``: one thread advances both directions together (D = 2), one
   batched matrix product per step for both (``layer.directions_forward``):
   half the Python overhead per step, best on one core. Directions of
@@ -24,12 +29,14 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 from typing import TypeVar
 
 SCHEDULES = ("threads", "lockstep")
 Result = TypeVar("Result")
 _THREADED = threading.Lock()
+_ELEMENTWISE = threading.Lock()
 
 
 def usable_cpus() -> int:
@@ -51,6 +58,11 @@ def check_schedule(schedule: str | None) -> str:
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be None or one of {SCHEDULES}; got {schedule!r}")
     return schedule
+
+
+def elementwise_turn(schedule: str) -> AbstractContextManager:
+    """What a direction holds around a step's elementwise part: a lock shared by the threads under "threads"."""
+    return _ELEMENTWISE if schedule == "threads" else nullcontext()
 
 
 @cache
