@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from birnn.nn import Bidirectional, BiRNN, Recurrent, reverse_padded
+from birnn.nn.functional import last_valid
 from nn_helpers import TORCH_CELLS, assert_same_gradients, torch_reference
 
 DOUBLE = torch.float64
@@ -26,6 +27,24 @@ def test_reverse_padded_is_an_involution(lengths, extra):
     x = torch.randn(len(lengths), max(lengths) + extra, 3)
     lens = torch.tensor(lengths)
     assert torch.equal(reverse_padded(reverse_padded(x, lens), lens), x)
+
+
+@given(lengths=st.lists(st.integers(1, 6), min_size=2, max_size=4), extra=st.integers(0, 2))
+def test_row_gathers_read_time_major_views_as_they_are(lengths, extra):
+    """torch's batch_first RNN outputs are transposed (T, B, H) tensors: same values, gradients included."""
+    lens = torch.tensor(lengths)
+    steps = max(lengths) + extra
+    time_major = torch.randn(steps, len(lengths), 3, dtype=DOUBLE, requires_grad=True)
+    view = time_major.transpose(0, 1)  # (B, T, 3), not contiguous
+    dense = view.detach().contiguous().requires_grad_()
+    weights = torch.randn(len(lengths), steps, 3, dtype=DOUBLE)
+    reversed_view, reversed_dense = reverse_padded(view, lens), reverse_padded(dense, lens)
+    assert torch.equal(reversed_view, reversed_dense)
+    (reversed_view * weights).sum().backward()
+    (reversed_dense * weights).sum().backward()
+    assert torch.equal(time_major.grad.transpose(0, 1), dense.grad)
+    expected = torch.stack([dense[b, n - 1] for b, n in enumerate(lengths)])
+    assert torch.equal(last_valid(view, lens), expected)
 
 
 # the kernel BiRNN picks by itself for a float64 training call on CPU

@@ -219,7 +219,7 @@ class Bidirectional(nn.Module):
         lengths = check_sequence_input(x, lengths, self.input_size)
         initial_fwd, initial_bwd = (None, None) if initial is None else initial
         out_fwd, final_fwd = run_direction(self.forward_layer, x, lengths, initial_fwd)
-        rows = reversal_rows(lengths, x.shape[1])  # one index for both reversals
-        out_rev, final_bwd = run_direction(self.backward_layer, reverse_rows(x, rows), lengths, initial_bwd)
-        out_bwd = reverse_rows(out_rev, rows)
+        reversal = reversal_rows(lengths, x.shape[1])  # one index for both reversals
+        out_rev, final_bwd = run_direction(self.backward_layer, reverse_rows(x, reversal), lengths, initial_bwd)
+        out_bwd = reverse_rows(out_rev, reversal)
         return BiOutput(merge_then_zero(self.merge, out_fwd, out_bwd, lengths), Final(final_fwd, final_bwd))

@@ -7,6 +7,7 @@ Conventions: batch-first ``x: (B, T, F)``; ``lengths: (B,)`` int64 with
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -45,41 +46,71 @@ def reversal_index(lengths: torch.Tensor, steps: int) -> torch.Tensor:
     return torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
 
 
-def reversal_rows(lengths: torch.Tensor | None, steps: int) -> torch.Tensor | None:
-    """The row of the (B·T, ...) view that position (b, t) reads after reversal. -> (B·T,) int64.
+class Reversal(NamedTuple):
+    """The permutation of ``reverse_padded`` for one batch, as rows of either memory layout of (B, T, ...)."""
+
+    batch_major: torch.Tensor  # (B·T,): the row of the (B·T, ...) view that position (b, t) reads
+    time_major: torch.Tensor  # (T·B,): the row of the (T·B, ...) view that position (t, b) reads
+
+
+def reversal_rows(lengths: torch.Tensor | None, steps: int) -> Reversal | None:
+    """The reversal of a batch with these lengths, shared by every tensor reversed in one call.
 
     None for lengths None (every sequence has length T: ``reverse_rows`` then flips).
     """
     if lengths is None:
         return None
-    offsets = steps * torch.arange(lengths.shape[0], device=lengths.device)[:, None]
-    return (reversal_index(lengths, steps) + offsets).reshape(-1)
+    index = reversal_index(lengths, steps)  # (B, T)
+    batch = lengths.shape[0]
+    sequence = torch.arange(batch, device=lengths.device)
+    return Reversal((index + steps * sequence[:, None]).reshape(-1), (index.T * batch + sequence).reshape(-1))
+
+
+def as_rows(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """x: (B, T, ...) as a view of rows, one per position -> (rows (B·T, ...) or (T·B, ...), time_major).
+
+    Time-major when x is a transposed view of a contiguous (T, B, ...) tensor, as the
+    outputs of torch's batch_first RNNs are; otherwise batch-major (a copy only when x
+    is neither). Gathering rows of this view never copies the whole tensor first.
+    """
+    batch, steps = x.shape[:2]
+    by_time = x.transpose(0, 1)
+    if not x.is_contiguous() and by_time.is_contiguous():
+        return by_time.view(steps * batch, *x.shape[2:]), True
+    return x.reshape(batch * steps, *x.shape[2:]), False
+
+
+def _permute_rows(x: torch.Tensor, reversal: Reversal) -> torch.Tensor:
+    """x (B, T, ...) reversed in the layout it comes in."""
+    rows, time_major = as_rows(x)
+    if time_major:
+        steps, batch = x.shape[1], x.shape[0]
+        return rows.index_select(0, reversal.time_major).view(steps, batch, *x.shape[2:]).transpose(0, 1)
+    return rows.index_select(0, reversal.batch_major).view(x.shape)
 
 
 class _Reversal(torch.autograd.Function):
-    """Rows of a (B·T, ...) view picked by a reversal index; the gradient is the same reversal.
+    """A gather of whole rows by a reversal; the gradient is the same reversal.
 
     A reversal is a permutation and its own inverse, so backward is one more row
     gather (not the scatter-add that ``gather``/``index_select`` would backpropagate).
     """
 
     @staticmethod
-    def forward(ctx, rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(index)
-        return rows.index_select(0, index)
+    def forward(ctx, x: torch.Tensor, reversal: Reversal) -> torch.Tensor:
+        ctx.reversal = reversal
+        return _permute_rows(x, reversal)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (index,) = ctx.saved_tensors
-        return grad.index_select(0, index), None
+        return _permute_rows(grad, ctx.reversal), None
 
 
-def reverse_rows(x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
-    """``reverse_padded`` with its index precomputed by ``reversal_rows`` (shared by several tensors)."""
-    if rows is None:
+def reverse_rows(x: torch.Tensor, reversal: Reversal | None) -> torch.Tensor:
+    """``reverse_padded`` with the reversal precomputed by ``reversal_rows`` (shared by several tensors)."""
+    if reversal is None:
         return x.flip(1)
-    batch, steps = x.shape[:2]
-    return _Reversal.apply(x.reshape(batch * steps, *x.shape[2:]), rows).view(x.shape)
+    return _Reversal.apply(x, reversal)
 
 
 def reverse_padded(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -88,16 +119,18 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tenso
         out[b, t] = x[b, lengths[b] - 1 - t]  for t < lengths[b],   out[b, t] = x[b, t] otherwise
 
     x: (B, T, ...) ; lengths: (B,) or None (all of length T, a plain flip) -> (B, T, ...)
-    Implemented as a gather of whole rows of the (B·T, ...) view: one contiguous copy per token.
+    Implemented as a gather of whole rows (``as_rows``): one contiguous copy per token.
     """
     return reverse_rows(x, reversal_rows(None if lengths is None else lengths.to(x.device), x.shape[1]))
 
 
 def last_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """x[b, lengths[b] - 1]. x: (B, T, H) -> (B, H), as a gather of whole rows of the (B·T, H) view."""
+    """x[b, lengths[b] - 1]. x: (B, T, H) -> (B, H), as a gather of B rows (``as_rows``)."""
     batch, steps = x.shape[:2]
-    rows = steps * torch.arange(batch, device=x.device) + lengths.to(x.device) - 1
-    return x.reshape(batch * steps, *x.shape[2:]).index_select(0, rows)
+    sequence = torch.arange(batch, device=x.device)
+    last = lengths.to(x.device) - 1
+    rows, time_major = as_rows(x)
+    return rows.index_select(0, last * batch + sequence if time_major else sequence * steps + last)
 
 
 def merged_size(merge: Merge, forward_size: int, backward_size: int) -> int | None:

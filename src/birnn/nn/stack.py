@@ -217,14 +217,14 @@ class BiRNN(nn.Module):
     def _per_direction(self, x, lengths, init_fwd, init_bwd) -> tuple[torch.Tensor, Final]:
         finals_fwd, finals_bwd = [], []
         layer_input = x
-        rows = reversal_rows(lengths, x.shape[1])  # shared by every reversal
+        reversal = reversal_rows(lengths, x.shape[1])  # shared by every reversal
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0:
                 layer_input = nn.functional.dropout(layer_input, self.dropout, self.training)
             out_fwd, final_fwd = self._direction(layer_input, lengths, _layer(init_fwd, layer), layer, "")
-            reversed_input = reverse_rows(layer_input, rows)
+            reversed_input = reverse_rows(layer_input, reversal)
             out_rev, final_bwd = self._direction(reversed_input, lengths, _layer(init_bwd, layer), layer, "_reverse")
-            out_bwd = reverse_rows(out_rev, rows)
+            out_bwd = reverse_rows(out_rev, reversal)
             finals_fwd.append(final_fwd)
             finals_bwd.append(final_bwd)
             merge = "concat" if layer == self.num_layers - 1 else self.merge
