@@ -183,7 +183,7 @@ class BiRNN:
         start = tuple(np.stack(parts) for parts in zip(*starts, strict=True))  # each (D, B, H)
         params = [self._direction_params(layer, suffix) for suffix in group]
         out, final, cache = directions_forward(
-            self.cell, np.ascontiguousarray(x_group), valid, start, params, keep_cache, elementwise_turn(self.schedule)
+            self.cell, np.ascontiguousarray(x_group), valid, start, params, keep_cache
         )
         outs = {suffix: out[d].transpose(1, 0, 2) for d, suffix in enumerate(group)}  # (B, T, H)
         finals = {(layer, suffix): tuple(s[d] for s in final) for d, suffix in enumerate(group)}

@@ -67,14 +67,12 @@ def directions_forward(
     initial: State,
     params: list[dict[str, np.ndarray]],
     keep_cache: bool = True,
-    turn: AbstractContextManager = ALONE,
 ) -> tuple[np.ndarray, State, DirectionsCache | None]:
     """Run D directions of equal hidden size H left to right over their own inputs, in lockstep.
 
     x: (D, T, B, I) time-major; valid: (T, B) bool, shared by the directions; initial: state
     tuple of (D, B, H); params: per direction w_ih (G·H, I), w_hh (G·H, H), b_ih, b_hh (G·H,)
     -> out (D, T, B, H) zero at padding, final state tuple of (D, B, H), cache (None unless keep_cache).
-    ``turn`` is held around each step's elementwise part, not its matrix product (schedule.py).
     """
     n_dir, steps, batch, features = x.shape
     hidden = params[0]["w_hh"].shape[1]
@@ -94,14 +92,13 @@ def directions_forward(
     state, caches = initial, []
     for t in range(steps):
         hp = state[0] @ w_hh_t  # (D, B, G·H)
-        with turn:
-            if b_hh is not None:
-                hp += b_hh
-            new, cache = step_forward(cell, xp[:, t], hp, state)
-            if not all_valid[t]:
-                m = mask[t]  # (B, 1), broadcast over directions and features
-                new = tuple(m * n + (1 - m) * s for n, s in zip(new, state, strict=True))
-            h[:, t + 1] = new[0]
+        if b_hh is not None:
+            hp += b_hh
+        new, cache = step_forward(cell, xp[:, t], hp, state)
+        if not all_valid[t]:
+            m = mask[t]  # (B, 1), broadcast over directions and features
+            new = tuple(m * n + (1 - m) * s for n, s in zip(new, state, strict=True))
+        h[:, t + 1] = new[0]
         state = new
         if keep_cache:
             caches.append(cache)
@@ -123,7 +120,7 @@ def directions_backward(
     d_out: (D, T, B, H); d_final: gradient of the final state, tuple of (D, B, H)
     -> dx (D, T, B, I) (None if not ``input_grad``: its GEMM is skipped), per direction
     parameter gradients {w_ih, w_hh, b_ih, b_hh}, gradient of the initial state.
-    ``turn`` is held around each step's elementwise part, not its matrix product (schedule.py).
+    ``turn`` is held around each step's elementwise parts, not its matrix product (schedule.py).
     """
     n_dir, steps, batch, hidden = d_out.shape
     gates = params[0]["w_hh"].shape[0]

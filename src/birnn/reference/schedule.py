@@ -7,11 +7,16 @@ their loops can run at the same time. NumPy gives two ways to use that:
   with BLAS limited to one thread. NumPy releases the GIL inside every ufunc and
   matrix product, so the two loops overlap; the elementwise work (single-threaded
   in NumPy) then uses both cores too, not only the matrix products.
-  The two threads take turns for the small elementwise calls of a step (the
-  lock ``elementwise_turn`` returns), and run their matrix products outside
-  it: one thread's matrix product then overlaps the other's elementwise work.
-  Without the turns, the two threads hand Python's GIL to each other at every
-  one of a step's 15–20 small calls, and each handoff costs microseconds.
+  In backpropagation through time the two threads take turns for the small
+  elementwise calls of a step (the lock ``elementwise_turn`` returns) and run
+  their matrix products outside it, so one thread's product overlaps the
+  other's elementwise work; otherwise the threads hand Python's GIL to each
+  other at every one of a step's 15–20 small calls, and each handoff costs
+  microseconds. The forward pass does not take turns: its elementwise part
+  (σ, tanh) takes as long as the product or longer, and turns would serialise
+  it. Measured, LSTM train step at B=64 T=50 I=100 H=128: turns in BPTT only
+  44.8 ms (float32) and 93.1 ms (float64); no turns 47.5 and 93.8; turns in
+  both passes 45.7 and 101.3 (and float64 inference 20% slower).
 - ``"lockstep"``: one thread advances both directions together (D = 2), one
   batched matrix product per step for both (``layer.directions_forward``):
   half the Python overhead per step, best on one core. Directions of
@@ -61,7 +66,7 @@ def check_schedule(schedule: str | None) -> str:
 
 
 def elementwise_turn(schedule: str) -> AbstractContextManager:
-    """What a direction holds around a step's elementwise part: a lock shared by the threads under "threads"."""
+    """What a direction holds around a BPTT step's elementwise parts: a lock shared by the threads under "threads"."""
     return _ELEMENTWISE if schedule == "threads" else nullcontext()
 
 
