@@ -6,8 +6,9 @@ directions in the same step: the ← direction reads ``reverse_padded(x)``, so
 both walk t = 0 … T-1 together and share the mask m_t = [t < len]. Arrays are
 time-major with a leading direction axis, x: (D, T, B, I), so that step t of
 every direction is ``xp[:, t]``: (D, B, G·H) and the recurrent products of all
-directions are one batched ``matmul`` (cells.py). Past each sequence's end the
-state is frozen and the output is zero:
+directions are one batched ``matmul``, hp_t = h_{t-1} W_hhᵀ, here; the cells
+(cells.py) are the elementwise rest. Past each sequence's end the state is
+frozen and the output is zero:
 
     s_t = m_t ⊙ cell(xp_t, s_{t-1}) + (1 - m_t) ⊙ s_{t-1},   out_t = m_t ⊙ h_t
 
