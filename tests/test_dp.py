@@ -157,7 +157,7 @@ def test_bad_input_names_the_argument():
         dp.log_partition(start[:2], trans, unary)
     with pytest.raises(ValueError, match=r"lengths must lie in \[1, T=5\]"):
         dp.log_partition(start, trans, unary, torch.tensor([0, 5]))
-    with pytest.raises(ValueError, match=r"lengths must have shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"lengths must have shape \(B,\) = \(2,\)"):
         dp.log_partition(start, trans, unary, torch.tensor([5]))
     with pytest.raises(TypeError, match="lengths must hold integers"):
         dp.log_partition(start, trans, unary, torch.tensor([5.0, 5.0]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from birnn._checks import check_lengths_array
+from birnn.spec import check_lengths
 
 
 def check_chain(
@@ -38,7 +38,7 @@ def check_chain(
         )
     if lengths is None:
         return torch.full((batch,), steps, dtype=torch.int64, device=log_unary.device)
-    checked = check_lengths_array(lengths, batch, steps)
+    checked = check_lengths(lengths, batch, steps)
     return torch.as_tensor(checked, device=log_unary.device)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from birnn._checks import check_lengths_array
+from birnn.spec import check_lengths
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def as_observations(obs: Any, lengths: Any, n_symbols: int, name: str = "obs") -
     if lengths is None:
         checked = np.full(batch, steps, dtype=np.int64)
     else:
-        checked = check_lengths_array(np.atleast_1d(_to_numpy(lengths, "lengths")), batch, steps)
+        checked = check_lengths(np.atleast_1d(_to_numpy(lengths, "lengths")), batch, steps)
     valid = np.arange(steps)[None, :] < checked[:, None]
     symbols = _check_symbols(array, n_symbols, name, valid)
     return Observations(np.where(valid, symbols, 0), checked, unbatched, torch_like)

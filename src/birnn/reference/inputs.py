@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from birnn._checks import check_lengths_array
+from birnn.spec import check_lengths
 
 
 def check_input(x: Any, lengths: Any, input_size: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -25,5 +25,5 @@ def check_input(x: Any, lengths: Any, input_size: int, dtype: np.dtype) -> tuple
     if lengths is None:
         lengths = np.full(x.shape[0], x.shape[1], dtype=np.int64)
     else:
-        lengths = check_lengths_array(lengths, x.shape[0], x.shape[1])
+        lengths = check_lengths(lengths, x.shape[0], x.shape[1])
     return x.astype(dtype, copy=False), lengths
