@@ -67,7 +67,7 @@ def test_bad_input_names_the_argument():
         model.forward(np.zeros((1, 4, 3)))
     with pytest.raises(ValueError, match=r"lengths must lie in \[1, T=4\]; got min 0"):
         model.forward(_x(), np.array([0, 4]))
-    with pytest.raises(ValueError, match=r"lengths must have shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"lengths must have shape \(B,\) = \(2,\)"):
         model.forward(_x(), np.array([4]))
     with pytest.raises(ValueError, match="x contains NaN"):
         model.forward(np.full((1, 4, 2), np.nan))
