@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _jax_peers import describe, jax_peers  # noqa: E402
 from _timing import best_time, machine  # noqa: E402
 from birnn.nn import Bidirectional, BiRNN, reverse_padded  # noqa: E402
-from birnn.nn.kernels import GATES  # noqa: E402
+from birnn.spec import GATES  # noqa: E402
 
 CONFIGS = {
     "a": dict(I=28, H=256, L=2, B=32, T=35, variable=False),
@@ -261,10 +261,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="configs (a) and (b) only, 2 repeats")
     parser.add_argument("--no-jax", action="store_true", help="skip the Keras and Flax peers")
+    import _report
+
+    _report.add_option(parser)
     args = parser.parse_args()
     repeats = 2 if args.quick else 3
     torch.manual_seed(0)
     peak = gemm_peak()
+    recording = _report.Recording()
     print(
         f"# BiRNN speed — {machine()}; float32 GEMM peak {peak / 1e9:.0f} GFLOP/s; "
         f"{describe(torch.get_num_threads())}\n"
@@ -276,9 +280,10 @@ def main() -> None:
     ratios = [r for directions in HETERO for r in run_heterogeneous("b", list(directions), peak, repeats)]
     if not args.quick:
         run_homogeneous("c", "lstm", peak, repeats, not args.no_jax)
-    print("\nHeterogeneous directions at (b), ours ÷ bare unidirectional time (issue: within 1.10×):")
+    print("\nHeterogeneous directions at (b), ours ÷ bare unidirectional time (target: within 1.10×):")
     for label, ours_label, train, infer in ratios:
         print(f"- {label}, {ours_label}: train {train:.2f}×, inference {infer:.2f}×")
+    _report.finish(args, "bench_birnn", recording, peers=("jax", "flax", "keras"))
 
 
 if __name__ == "__main__":

@@ -41,10 +41,14 @@ def hmmlearn_model(hmm: HMM):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="K=2 and 16 only, shorter data")
+    import _report
+
+    _report.add_option(parser)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     sizes = [(2, 6), (16, 50)] if args.quick else [(2, 6), (16, 50), (128, 1000)]
     shapes = [(100, 1_000), (1, 100_000)] if not args.quick else [(20, 500), (1, 20_000)]
+    recording = _report.Recording()
     print(f"# birnn.hmm vs hmmlearn (scaling) — {machine()}\n")
     print("| K | V | data | operation | hmmlearn s | birnn s | hmmlearn / birnn |")
     print("|---:|---:|---|---|---:|---:|---:|")
@@ -68,6 +72,7 @@ def main() -> None:
                     f"{t_theirs / t_ours:.2f}× |",
                     flush=True,
                 )
+    _report.finish(args, "bench_hmm", recording, peers=("hmmlearn", "numba"))
 
 
 if __name__ == "__main__":

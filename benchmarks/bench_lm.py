@@ -214,6 +214,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="best tokens/s of this many runs, order alternated")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--d2l-peer", action="store_true", help=argparse.SUPPRESS)  # the subprocess's role
+    import _report  # beside this file, on sys.path when run as a script
+
+    _report.add_option(parser)
     args = parser.parse_args()
     models = args.models.split(",")
     if unknown := set(models) - set(LR):
@@ -251,6 +254,7 @@ def main() -> None:
                     best[key] = run
 
     n = args.epochs
+    recording = _report.Recording()
     print(f"# birnn Trainer vs d2l train_ch8, The Time Machine LM — {machine()}\n")
     print(
         f"{n} epoch(s) over {MAX_TOKENS:,} characters, batch {BATCH}, {STEPS} steps, hidden {HIDDEN}, {LAYERS} layers, "
@@ -288,6 +292,7 @@ def main() -> None:
             print(f"  {info['note']}")
         if info["torch"] != torch.__version__:
             print(f"  warning: d2l ran torch {info['torch']}, birnn torch {torch.__version__}")
+    _report.finish(args, "bench_lm", recording)
 
 
 if __name__ == "__main__":

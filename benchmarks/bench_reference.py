@@ -44,8 +44,12 @@ def interleaved(candidates: list, repeats: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 alternations instead of 4")
+    import _report
+
+    _report.add_option(parser)
     args = parser.parse_args()
     repeats = 2 if args.quick else 4
+    recording = _report.Recording()
     print(f"# NumPy reference engine vs torch fused — {machine()}\n")
     print(
         "| config | dtype | torch train tok/s | numpy train tok/s | ratio "
@@ -85,6 +89,7 @@ def main() -> None:
                 f"{t_infer / n_infer:.2f}× |",
                 flush=True,
             )
+    _report.finish(args, "bench_reference", recording)
 
 
 if __name__ == "__main__":
