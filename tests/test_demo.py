@@ -7,7 +7,7 @@ import json
 import pytest
 
 from birnn.cli import main
-from birnn.tasks.demo import DemoConfig, run_demo
+from birnn.experiments.demo import DemoConfig, run_demo
 
 
 def test_demo_smoke(tmp_path, capsys):

@@ -11,7 +11,8 @@ from birnn.cli import main
 from birnn.data.streams import sequential_partition
 from birnn.data.timemachine import clean_lines, load_characters
 from birnn.tasks.cloze import ClozeConfig, ClozeTask, masked_examples, matched_hidden
-from birnn.tasks.language_model import LanguageModelTask, LMConfig, windows
+from birnn.data.streams import windows
+from birnn.tasks.language_model import LanguageModelTask, LMConfig
 from birnn.train import TrainConfig, Trainer, evaluate
 from conftest import SHARED_DATA
 
@@ -110,7 +111,7 @@ def test_d2l_reproduction(tmp_path):
     text = load_characters(path, 10_000)
     results = {}
     for model, lr in (("lstm", 2.0), ("bilstm", 1.0)):
-        task = LanguageModelTask.for_text(LMConfig(model=model, hidden=256, layers=2, partition="sequential"), text)
+        task = LanguageModelTask.for_text(LMConfig.d2l(model), text)
         ids = task.vocab.encode(text)
         config = TrainConfig(epochs=500, batch_size=32, optimizer="sgd", lr=lr, clip=1.0, shuffle=False)
         data = functools.partial(sequential_partition, ids, 32, 35, 0)

@@ -13,7 +13,7 @@ from birnn.train import TrainConfig, Trainer, evaluate
 from train_helpers import tagged_sentences, write_conll
 
 
-@pytest.mark.parametrize("model", ["bilstm", "gru", "birnn"])
+@pytest.mark.parametrize("model", ["bilstm", "gru", "bielman"])
 def test_tagger_learns_generated_data(tmp_path, model):
     sentences = tagged_sentences(300)
     task = TaggingTask.for_data(TaggerConfig(model=model, hidden=16, embedding=8), sentences)

@@ -1,7 +1,7 @@
 """Corpora, vocabularies and batching: files and names in, padded tensors with lengths out."""
 
 from birnn.data.batching import Batch, batch_indices, collate, pad
-from birnn.data.readers import read_columns, read_conllu, read_tagged, read_text
+from birnn.data.readers import read_columns, read_conllu, read_symbol_sequences, read_tagged, read_text
 from birnn.data.registry import data_home, resolve
 from birnn.data.vocab import Vocab
 
@@ -14,6 +14,7 @@ __all__ = [
     "pad",
     "read_columns",
     "read_conllu",
+    "read_symbol_sequences",
     "read_tagged",
     "read_text",
     "resolve",

@@ -2,6 +2,7 @@
 
 - ``read_text``: plain text;
 - ``read_conllu``: CoNLL-U (via the ``conllu`` package), one column as tags (UPOS or XPOS);
+- ``read_symbol_sequences``: integer symbol sequences, one per line (HMM data);
 - ``read_columns``: CoNLL-style "token<whitespace>tag" lines, blank or whitespace-only lines
   ending a sentence (as in WNUT-17, whose separators are sometimes a lone TAB).
 Gzip files (``.gz``) are read transparently.
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+
+import numpy as np
 
 Sentence = tuple[list[str], list[str]]  # tokens, tags
 
@@ -94,3 +97,20 @@ def read_tagged(path: str | Path, format: str = "auto", column: str = "upos") ->
     if format == "conll":
         return read_columns(path)
     raise ValueError(f"format must be 'auto', 'conllu' or 'conll'; got {format!r}")
+
+
+def read_symbol_sequences(path: str | Path) -> list[np.ndarray]:
+    """One sequence of whitespace-separated non-negative integer symbols per non-blank line -> int64 arrays."""
+    sequences = []
+    with _open(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            tokens = line.split()
+            if not tokens:
+                continue
+            bad = next((token for token in tokens if not (token.isascii() and token.isdigit())), None)
+            if bad is not None:
+                raise ValueError(f"{path}:{number}: expected non-negative integer symbols; got {bad!r}")
+            sequences.append(np.array([int(token) for token in tokens], dtype=np.int64))
+    if not sequences:
+        raise ValueError(f"{path}: no sequences (expected one line of symbols per sequence)")
+    return sequences

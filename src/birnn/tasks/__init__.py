@@ -1,1 +1,41 @@
-"""Tasks: what a model is trained to do (loss, predictions, metrics). The trainer runs any of them."""
+"""Tasks: what a model is trained to do. Each builds its model and provides ``loss(batch)``,
+``evaluate_batch(batch)`` (what its metrics need), ``metrics(outcomes)``, ``describe()`` and
+``from_description(description)``; the trainer runs any of them.
+
+``from_description`` here rebuilds any task from what ``describe()`` wrote, by its ``kind``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from birnn.tasks.cloze import ClozeConfig, ClozeTask
+from birnn.tasks.encoders import MODELS
+from birnn.tasks.language_model import LanguageModelTask, LMConfig
+from birnn.tasks.tagging import TaggerConfig, TaggingTask
+
+KINDS: dict[str, Any] = {task.kind: task for task in (TaggingTask, LanguageModelTask, ClozeTask)}
+
+
+def from_description(description: Any, source: str = "description") -> Any:
+    """The untrained task a ``describe()`` dictionary names; ValueError naming ``source`` if it is not one."""
+    if not isinstance(description, dict) or description.get("kind") not in KINDS:
+        kind = description.get("kind") if isinstance(description, dict) else type(description).__name__
+        raise ValueError(f"{source}: expected a task description with kind one of {sorted(KINDS)}; got {kind!r}")
+    try:
+        return KINDS[description["kind"]].from_description(description)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{source}: damaged {description['kind']} description ({type(exc).__name__}: {exc})") from None
+
+
+__all__ = [
+    "KINDS",
+    "MODELS",
+    "ClozeConfig",
+    "ClozeTask",
+    "LMConfig",
+    "LanguageModelTask",
+    "TaggerConfig",
+    "TaggingTask",
+    "from_description",
+]

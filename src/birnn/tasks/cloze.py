@@ -10,7 +10,6 @@ blanks written ``[MASK]``).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,8 +17,8 @@ import torch
 from torch import nn
 
 from birnn.data import Batch, Vocab, collate
+from birnn.tasks.encoders import check_model, seeded
 from birnn.tasks.tagging import Tagger, TaggerConfig
-from birnn.train import checkpoint
 
 MASK = "<mask>"
 BLANK = {"char": "_", "word": "[MASK]"}
@@ -38,6 +37,7 @@ class ClozeConfig:
     def __post_init__(self) -> None:
         if self.unit not in BLANK:
             raise ValueError(f"unit must be 'char' or 'word'; got {self.unit!r}")
+        check_model(self.model)
         if not 0 < self.rate < 1:
             raise ValueError(f"rate must lie in (0, 1); got {self.rate}")
 
@@ -65,6 +65,8 @@ def masked_examples(
 class ClozeTask:
     """Predict masked tokens; metrics: accuracy on masked positions."""
 
+    kind = "cloze"
+
     def __init__(self, config: ClozeConfig, vocab: Vocab) -> None:
         if MASK not in vocab:
             raise ValueError(f"the vocabulary must hold {MASK}")
@@ -73,9 +75,7 @@ class ClozeTask:
         tagger = TaggerConfig(
             model=config.model, embedding=config.embedding, hidden=config.hidden, layers=config.layers, seed=config.seed
         )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            self.model = Tagger(tagger, len(vocab), len(vocab))
+        self.model = seeded(config.seed, lambda: Tagger(tagger, len(vocab), len(vocab)))
 
     @classmethod
     def for_tokens(cls, config: ClozeConfig, tokens: list[str]) -> ClozeTask:
@@ -86,31 +86,22 @@ class ClozeTask:
         scored = batch.targets > 0
         return nn.functional.cross_entropy(logits[scored], batch.targets[scored])
 
-    def predict(self, batch: Batch) -> tuple[int, int]:
+    def evaluate_batch(self, batch: Batch) -> tuple[int, int]:
+        """Correct predictions and number of masked positions in the batch."""
         logits = self.model(batch.inputs, batch.lengths)
         scored = batch.targets > 0
         return int((logits[scored].argmax(-1) == batch.targets[scored]).sum()), int(scored.sum())
 
-    def metrics(self, predictions: list[tuple[int, int]], batches: list[Batch]) -> dict[str, float]:
-        correct, total = (sum(p[i] for p in predictions) for i in range(2))
+    def metrics(self, outcomes: list[tuple[int, int]]) -> dict[str, float]:
+        correct, total = (sum(p[i] for p in outcomes) for i in range(2))
         return {"accuracy": correct / max(total, 1)}
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "cloze", "config": asdict(self.config), "vocab": self.vocab.to_dict()}
+        return {"kind": self.kind, "config": asdict(self.config), "vocab": self.vocab.to_dict()}
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, which: str = "best") -> ClozeTask:
-        directory = Path(run_dir) / which
-        if not directory.is_dir():
-            directory = Path(run_dir) / "checkpoint"
-        state = checkpoint.read_state(directory)
-        description = state["task"]
-        if description.get("kind") != "cloze":
-            raise ValueError(f"{run_dir}: not a cloze run (kind {description.get('kind')!r})")
-        task = cls(ClozeConfig(**description["config"]), Vocab.from_dict(description["vocab"]))
-        checkpoint.load(directory, task.model)
-        task.model.eval()
-        return task
+    def from_description(cls, description: dict[str, Any]) -> ClozeTask:
+        return cls(ClozeConfig(**description["config"]), Vocab.from_dict(description["vocab"]))
 
     @torch.no_grad()
     def fill(self, text: str, top: int = 5) -> list[list[tuple[str, float]]]:

@@ -11,8 +11,8 @@ fed alone and the prediction read at its last position).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,36 +20,42 @@ import torch
 from torch import nn
 
 from birnn.data import Batch, Vocab, collate
-from birnn.data.streams import windows
-from birnn.nn import BiRNN
-from birnn.tasks.tagging import MODELS
-from birnn.train import checkpoint
+from birnn.data.streams import Window, random_partition, sequential_partition, windows
+from birnn.spec import padding_mask
+from birnn.tasks.encoders import Encoder, check_model, is_bidirectional, seeded
 
-_TORCH = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_tanh": nn.RNN}
 PARTITIONS = ("random", "sequential")
 
 
 @dataclass(frozen=True)
 class LMConfig:
-    """hidden is per direction, as d2l's ``nn.LSTM(len(vocab), 256, 2, bidirectional=True)``;
-    ``embedding=0`` feeds one-hot vectors as d2l does."""
+    """hidden: units per direction (a one-directional model gets 2·hidden, encoders.py);
+    ``embedding=0`` feeds one-hot vectors as d2l does; partition: how an epoch cuts the
+    text (``data.streams``), "sequential" carrying the state from batch to batch."""
 
     model: str = "lstm"
-    hidden: int = 256
-    layers: int = 2
+    hidden: int = 128
+    layers: int = 1
     embedding: int = 0
     seed: int = 0
     partition: str = "random"
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {sorted(MODELS)}; got {self.model!r}")
+        check_model(self.model)
         if self.partition not in PARTITIONS:
             raise ValueError(f"partition must be one of {PARTITIONS}; got {self.partition!r}")
         if self.hidden < 1 or self.layers < 1 or self.embedding < 0:
             raise ValueError(
                 f"hidden, layers must be >= 1 and embedding >= 0; got {self.hidden}, {self.layers}, {self.embedding}"
             )
+
+    @classmethod
+    def d2l(cls, model: str, **changes: Any) -> LMConfig:
+        """d2l's chapter-8 network: 256 units (per direction for a BiLSTM, ``nn.LSTM(V, 256, 2,
+        bidirectional=True)``), 2 layers, one-hot input, sequential partitioning."""
+        check_model(model)
+        hidden = 256 if is_bidirectional(model) else 128  # a one-directional model gets 2·hidden units
+        return replace(cls(model=model, hidden=hidden, layers=2, embedding=0, partition="sequential"), **changes)
 
 
 class CharModel(nn.Module):
@@ -60,27 +66,18 @@ class CharModel(nn.Module):
 
     def __init__(self, config: LMConfig, vocab_size: int) -> None:
         super().__init__()
-        cell, self.bidirectional = MODELS[config.model]
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, config.embedding) if config.embedding else None
         width = config.embedding or vocab_size
-        if self.bidirectional:
-            self.encoder: nn.Module = BiRNN(width, config.hidden, config.layers, cell)
-            out = 2 * config.hidden
-        else:
-            self.encoder = _TORCH[cell](width, config.hidden, config.layers, batch_first=True)
-            out = config.hidden
-        self.output = nn.Linear(out, vocab_size)
+        self.encoder = Encoder(config.model, width, config.hidden, config.layers)
+        self.output = nn.Linear(self.encoder.output_size, vocab_size)
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         if self.embedding is not None:
             x = self.embedding(inputs)
         else:
             x = nn.functional.one_hot(inputs, self.vocab_size).float()
-        if self.bidirectional:
-            h, final = self.encoder(x, lengths, state)
-        else:
-            h, final = self.encoder(x, state)
+        h, final = self.encoder(x, lengths, state)
         return self.output(h), final
 
 
@@ -88,22 +85,47 @@ def _detach(state: Any) -> Any:
     """The same state without its autograd history (truncated BPTT between batches)."""
     if isinstance(state, torch.Tensor):
         return state.detach()
-    return tuple(_detach(s) for s in state)
+    parts = [_detach(s) for s in state]
+    return type(state)(*parts) if hasattr(state, "_fields") else tuple(parts)
+
+
+def split_heldout(text: str, train_chars: int, heldout_chars: int, steps: int) -> tuple[str, str]:
+    """The first ``train_chars`` characters for training and the ``heldout_chars`` after them;
+    when the text ends before a held-out window fits, the last 10% of the training text instead."""
+    train, held = text[:train_chars], text[train_chars : train_chars + heldout_chars]
+    if heldout_chars and len(held) <= steps:
+        cut = int(0.9 * len(train))
+        train, held = train[:cut], train[cut:]
+    return train, held
 
 
 class LanguageModelTask:
     """Next-character prediction; metrics: perplexity and next-character accuracy."""
 
+    kind = "language_model"
+
     def __init__(self, config: LMConfig, vocab: Vocab) -> None:
         self.config, self.vocab = config, vocab
         self._carried: Any = None
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            self.model = CharModel(config, len(vocab))
+        self.model = seeded(config.seed, lambda: CharModel(config, len(vocab)))
 
     @classmethod
     def for_text(cls, config: LMConfig, text: str) -> LanguageModelTask:
         return cls(config, Vocab.build([text]))
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "config": asdict(self.config), "vocab": self.vocab.to_dict()}
+
+    @classmethod
+    def from_description(cls, description: dict[str, Any]) -> LanguageModelTask:
+        return cls(LMConfig(**description["config"]), Vocab.from_dict(description["vocab"]))
+
+    def epoch_examples(self, ids: list[int], batch_size: int, steps: int, seed: int) -> Callable[[int], list[Window]]:
+        """``epoch -> windows`` of the configured partitioning; too short a text fails here, before training."""
+        if self.config.partition == "sequential":
+            sequential_partition(ids, batch_size, steps, seed, 0)
+            return lambda epoch: sequential_partition(ids, batch_size, steps, seed, epoch)
+        return lambda epoch: random_partition(ids, steps, seed, epoch)
 
     def start_epoch(self, epoch: int) -> None:
         """Every epoch starts from a zero state (sequential partitioning carries it within one)."""
@@ -115,35 +137,20 @@ class LanguageModelTask:
         logits, final = self.model(batch.inputs, batch.lengths, state)
         if sequential:
             self._carried = _detach(final)
-        valid = torch.arange(batch.inputs.shape[1])[None] < batch.lengths[:, None]
+        valid = padding_mask(batch.lengths, batch.inputs.shape[1])
         return nn.functional.cross_entropy(logits[valid], batch.targets[valid])
 
-    def predict(self, batch: Batch) -> tuple[float, int, int]:
+    def evaluate_batch(self, batch: Batch) -> tuple[float, int, int]:
         """Summed negative log-likelihood, correct predictions and token count of a batch."""
         logits, _ = self.model(batch.inputs, batch.lengths)
-        valid = torch.arange(batch.inputs.shape[1])[None] < batch.lengths[:, None]
+        valid = padding_mask(batch.lengths, batch.inputs.shape[1])
         nll = nn.functional.cross_entropy(logits[valid], batch.targets[valid], reduction="sum")
         correct = (logits[valid].argmax(-1) == batch.targets[valid]).sum()
         return float(nll), int(correct), int(valid.sum())
 
-    def metrics(self, predictions: list[tuple[float, int, int]], batches: list[Batch]) -> dict[str, float]:
-        nll, correct, tokens = (sum(p[i] for p in predictions) for i in range(3))
+    def metrics(self, outcomes: list[tuple[float, int, int]]) -> dict[str, float]:
+        nll, correct, tokens = (sum(p[i] for p in outcomes) for i in range(3))
         return {"perplexity": math.exp(nll / tokens), "accuracy": correct / tokens}
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "language_model", "config": asdict(self.config), "vocab": self.vocab.to_dict()}
-
-    @classmethod
-    def from_run(cls, run_dir: str | Path, which: str = "checkpoint") -> LanguageModelTask:
-        directory = Path(run_dir) / which
-        state = checkpoint.read_state(directory)
-        description = state["task"]
-        if description.get("kind") != "language_model":
-            raise ValueError(f"{run_dir}: not a language-model run (kind {description.get('kind')!r})")
-        task = cls(LMConfig(**description["config"]), Vocab.from_dict(description["vocab"]))
-        checkpoint.load(directory, task.model)
-        task.model.eval()
-        return task
 
     # ----- what a bidirectional LM can and cannot do ------------------------------------------------
     @torch.no_grad()

@@ -1,7 +1,19 @@
-"""Training: one task-agnostic trainer, checkpoints (safetensors + JSON), configuration."""
+"""Training: one task-agnostic trainer, checkpoints (safetensors + JSON), configuration.
 
-from birnn.train.checkpoint import CheckpointError
-from birnn.train.config import TrainConfig
-from birnn.train.trainer import Trainer, TrainingDiverged, evaluate
+``load_task(run_dir)`` rebuilds whatever task a run directory holds.
+"""
 
-__all__ = ["CheckpointError", "TrainConfig", "Trainer", "TrainingDiverged", "evaluate"]
+from birnn.train.checkpoint import CheckpointError, load_task
+from birnn.train.config import TrainConfig, with_overrides
+from birnn.train.trainer import RunExists, Trainer, TrainingDiverged, evaluate
+
+__all__ = [
+    "CheckpointError",
+    "RunExists",
+    "TrainConfig",
+    "Trainer",
+    "TrainingDiverged",
+    "evaluate",
+    "load_task",
+    "with_overrides",
+]

@@ -13,12 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from birnn import tasks
 
 FORMAT = "birnn.checkpoint"
 
@@ -102,7 +105,10 @@ def read_state(directory: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{state_file}: damaged (line {exc.lineno}: {exc.msg})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{state_file}: not a birnn checkpoint")
-    for name, expected in payload["sha256"].items():
+    digests = payload.get("sha256")
+    if not isinstance(digests, dict) or not all(isinstance(v, str) for v in digests.values()):
+        raise CheckpointError(f"{state_file}: damaged (no SHA-256 digests of its tensor files)")
+    for name, expected in digests.items():
         path = directory / name
         if not path.is_file():
             raise CheckpointError(f"{path}: missing")
@@ -134,3 +140,29 @@ def load(
     if restore_rng:
         torch.set_rng_state(extra["rng.torch"])
     return payload
+
+
+def load_task(run_dir: str | Path, which: str = "best") -> Any:
+    """The task a run directory holds, rebuilt by its ``kind`` with the trained weights, in eval mode.
+
+    which: "best" (the best dev score; the last epoch's ``checkpoint`` when the run kept no best
+    or its best is damaged, with a warning) or "checkpoint".
+    """
+    run_dir = Path(run_dir)
+    if which not in ("best", "checkpoint"):
+        raise ValueError(f"which must be 'best' or 'checkpoint'; got {which!r}")
+    if not run_dir.is_dir():
+        raise CheckpointError(f"{run_dir}: no such run directory")
+    directory = run_dir / which
+    if which == "best":
+        try:
+            read_state(directory)
+        except CheckpointError as exc:
+            if (directory / "state.json").exists():
+                warnings.warn(f"{exc}; using {run_dir / 'checkpoint'} (the last epoch) instead", stacklevel=2)
+            directory = run_dir / "checkpoint"
+    state = read_state(directory)
+    task = tasks.from_description(state.get("task"), str(directory / "state.json"))
+    load(directory, task.model)
+    task.model.eval()
+    return task

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,12 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 1; got {self.batch_size}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {self.optimizer!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0; got {self.lr}")
-        if self.clip is not None and not self.clip > 0:
-            raise ValueError(f"clip must be > 0 or None; got {self.clip}")
+        for name in ("lr", "lr_decay") + (("clip",) if self.clip is not None else ()):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 or None; got {self.patience}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,3 +50,27 @@ class TrainConfig:
     def from_dict(cls, payload: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in payload.items() if k in known})
+
+
+def with_overrides(config: Any, **values: Any) -> Any:
+    """A copy of a (nested) frozen dataclass with every field named in ``values`` replaced,
+    wherever it lives: a field of ``config`` or of a dataclass field of it. ``None`` values
+    are skipped (an option the user did not give); a name no dataclass has is an error."""
+    values = {k: v for k, v in values.items() if v is not None}
+    unused = set(values)
+    result = _override(config, values, unused)
+    if unused:
+        raise ValueError(f"unknown setting(s) for {type(config).__name__}: {', '.join(sorted(unused))}")
+    return result
+
+
+def _override(config: Any, values: dict[str, Any], unused: set[str]) -> Any:
+    changes: dict[str, Any] = {}
+    for field in fields(config):
+        current = getattr(config, field.name)
+        if is_dataclass(current) and not isinstance(current, type):
+            changes[field.name] = _override(current, values, unused)
+        elif field.name in values:
+            changes[field.name] = values[field.name]
+            unused.discard(field.name)
+    return replace(config, **changes)

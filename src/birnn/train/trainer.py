@@ -1,11 +1,14 @@
 """One trainer for every task: loop, progress, metrics log, plots, checkpoints, exact resume.
 
-It knows nothing about tasks (STYLE.md §12). A task provides
-``model``, ``loss(batch) -> scalar tensor``, ``predict(batch)``,
-``metrics(predictions, batches) -> dict`` and ``describe() -> dict`` (what a
-checkpoint must hold to rebuild it: configuration and vocabularies); it may
-also provide ``start_epoch(epoch)``, called before each training epoch (a
-language model that carries its state across batches resets it there).
+It knows nothing about tasks. A task provides ``model``, ``loss(batch) -> scalar
+tensor``, ``evaluate_batch(batch)`` (whatever its metrics need from one batch),
+``metrics(outcomes) -> dict`` and ``describe() -> dict`` (what a checkpoint must
+hold to rebuild it: configuration and vocabularies); it may also provide
+``start_epoch(epoch)``, called before each training epoch (a language model that
+carries its state across batches resets it there).
+
+Progress bars are drawn only on a terminal; a redirected log gets the one line
+per epoch that ``on_epoch`` prints.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,11 +36,15 @@ class Task(Protocol):
 
     def loss(self, batch: Batch) -> torch.Tensor: ...
 
-    def predict(self, batch: Batch) -> Any: ...
+    def evaluate_batch(self, batch: Batch) -> Any: ...
 
-    def metrics(self, predictions: list[Any], batches: list[Batch]) -> dict[str, float]: ...
+    def metrics(self, outcomes: list[Any]) -> dict[str, float]: ...
 
     def describe(self) -> dict[str, Any]: ...
+
+
+class RunExists(ValueError):
+    """The run directory already holds a run that neither resume nor overwrite was asked for."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -55,9 +64,9 @@ def evaluate(task: Task, examples: Sequence[Example], batch_size: int = 64) -> d
     was_training = task.model.training
     task.model.eval()
     with torch.no_grad():
-        predictions = [task.predict(batch) for batch in batches]
+        outcomes = [task.evaluate_batch(batch) for batch in batches]
     task.model.train(was_training)
-    return task.metrics(predictions, batches)
+    return task.metrics(outcomes)
 
 
 class Trainer:
@@ -114,8 +123,18 @@ class Trainer:
         self.history = payload["history"]
 
     # ----- the loop ------------------------------------------------------------------------------
-    def fit(self, resume: bool = False) -> dict[str, Any]:
-        """Train to ``config.epochs`` epochs (continuing a checkpoint with ``resume``)."""
+    def fit(self, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+        """Train to ``config.epochs`` epochs.
+
+        A run directory that already holds a run is continued with ``resume``, replaced
+        with ``overwrite`` (its checkpoints are deleted first), and otherwise refused.
+        """
+        held = (self.run_dir / "checkpoint" / "state.json").is_file()
+        if held and not (resume or overwrite):
+            raise RunExists(f"{self.run_dir} already holds a run; resume it or choose another run directory")
+        if overwrite and not resume and distributed.is_main():
+            for name in ("checkpoint", "best"):
+                shutil.rmtree(self.run_dir / name, ignore_errors=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         model = self.task.model
         with torch.random.fork_rng(devices=[]):
@@ -157,7 +176,10 @@ class Trainer:
         self.task.model.train()
         started, tokens, total_loss = time.perf_counter(), 0, 0.0
         bar = tqdm(
-            batches, desc=f"epoch {self.epoch + 1}/{config.epochs}", disable=not (self.progress and main), leave=False
+            batches,
+            desc=f"epoch {self.epoch + 1}/{config.epochs}",
+            disable=not (self.progress and main and sys.stderr.isatty()),
+            leave=False,
         )
         for index in bar:
             batch = collate([examples[i] for i in distributed.shard(index)])

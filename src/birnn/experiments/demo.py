@@ -9,6 +9,7 @@ BiLSTM of equal width with the trainer and see each approach its own optimum.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import torch
 
 from birnn.data import Vocab, collate
 from birnn.hmm import HMM, casino
-from birnn.tasks.tagging import TaggerConfig, TaggingTask
+from birnn.tasks import TaggerConfig, TaggingTask
 from birnn.train import TrainConfig, Trainer, evaluate
 
 
@@ -121,13 +122,24 @@ def run_demo(config: DemoConfig, out_dir: str | Path, progress: bool = True, log
             TaggerConfig(model=name, hidden=config.hidden, embedding=config.embedding, seed=config.seed), words, tags
         )
         log(f"training {name} ({sum(p.numel() for p in task.model.parameters()):,} parameters)")
-        trainer = Trainer(task, data["train"], data["dev"], train_config, out_dir / name, progress=progress)
-        trainer.fit()
+        trainer = Trainer(
+            task,
+            data["train"],
+            data["dev"],
+            train_config,
+            out_dir / name,
+            progress=progress,
+            on_epoch=lambda epoch, row, name=name: log(
+                f"{name} epoch {epoch}: train loss {row['train_loss']:.4f}, dev accuracy {row['dev_accuracy']:.4f}"
+            ),
+        )
+        trainer.fit(resume=False, overwrite=True)
         result.histories[name] = trainer.history
         label = "LSTM tagger (left to right)" if name == "lstm" else "BiLSTM tagger (both directions)"
         result.rows.append((label, evaluate(task, data["test"])["accuracy"]))
         tasks[name] = task
     plot_demo(result, hmm, samples["test"], tasks, words, tags, out_dir / "demo.png")
+    (out_dir / "demo.json").write_text(json.dumps(summary(result), indent=1))
     return result
 
 

@@ -1,0 +1,65 @@
+"""Train a tagger on the user's files: read and check every file first, train with dev-based
+model selection, and score the best weights on the test file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from birnn.data import read_tagged
+from birnn.tasks import TaggerConfig, TaggingTask
+from birnn.train import TrainConfig, Trainer, distributed, evaluate, load_task
+
+
+@dataclass(frozen=True)
+class TagRun:
+    """Files (CoNLL-U or token/tag columns; ``file_format`` auto|conllu|conll, ``column`` upos|xpos
+    for CoNLL-U), the model and how to train it."""
+
+    train_file: Path
+    dev_file: Path | None = None
+    test_file: Path | None = None
+    file_format: str = "auto"
+    column: str = "upos"
+    model: TaggerConfig = field(default_factory=TaggerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def read(self, path: Path) -> list[tuple[list[str], list[str]]]:
+        return read_tagged(path, self.file_format, self.column)
+
+
+def epoch_line(epoch: int, row: dict[str, float]) -> str:
+    scores = "".join(f", {k} {v:.4f}" for k, v in row.items() if k.startswith("dev_"))
+    return f"epoch {epoch}: train loss {row['train_loss']:.4f}{scores}, {row['tokens_per_s']:,.0f} tokens/s"
+
+
+def run_tagger(
+    run: TagRun, out: str | Path, resume: bool = False, progress: bool = True, log: Callable[[str], Any] = print
+) -> dict[str, Any]:
+    """-> {"best_dev": score or None, "test": metrics or None}. Under torchrun every rank calls this."""
+    distributed.setup_from_env()
+    train = run.read(run.train_file)
+    dev = run.read(run.dev_file) if run.dev_file else None
+    test = run.read(run.test_file) if run.test_file else None  # read now: a bad path fails before training
+    task = load_task(out, "checkpoint") if resume else TaggingTask.for_data(run.model, train)
+    if resume:
+        task.model.train()
+    dev_examples = task.encode(dev, str(run.dev_file)) if dev else None
+    test_examples = task.encode(test, str(run.test_file)) if test else None
+    trainer = Trainer(task, task.encode(train, str(run.train_file)), dev_examples, run.train, out,
+                      progress=progress, on_epoch=lambda epoch, row: log(epoch_line(epoch, row)))
+    summary = trainer.fit(resume=resume)
+    result: dict[str, Any] = {"best_dev": summary["best_dev"], "monitor": run.train.monitor, "test": None}
+    if test_examples is not None and distributed.is_main():
+        result["test"] = evaluate(load_task(out), test_examples)
+    return result
+
+
+def score_file(run_dir: str | Path, path: Path, file_format: str = "auto", column: str = "upos") -> dict[str, float]:
+    """The metrics of a trained tagger's best weights on a tagged file."""
+    task = load_task(run_dir)
+    if not isinstance(task, TaggingTask):
+        raise ValueError(f"{run_dir}: a {task.kind} run, not a tagger")
+    return evaluate(task, task.encode(read_tagged(path, file_format, column), str(path)))

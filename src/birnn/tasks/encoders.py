@@ -1,0 +1,76 @@
+"""The sequence encoders every task chooses from by name, and their one width rule.
+
+``hidden`` always means units per direction. A bidirectional model has
+2·hidden features per step ([→h_t ; ←h_t]); a one-directional model gets
+2·hidden units, so that both hand features of the same width to the head.
+
+Bidirectional models are ``birnn.nn.BiRNN``; one-directional ones are torch's
+own modules (trailing padding cannot reach a valid step of a left-to-right
+reader; on varying lengths they run packed so that the final state is the one
+after each sequence's last token).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from birnn.nn import BiRNN
+
+MODELS = {
+    "lstm": ("lstm", False),
+    "bilstm": ("lstm", True),
+    "gru": ("gru", False),
+    "bigru": ("gru", True),
+    "elman": ("rnn_tanh", False),
+    "bielman": ("rnn_tanh", True),
+}
+_ONE_DIRECTION = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_tanh": nn.RNN}
+
+
+def check_model(model: str) -> None:
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {sorted(MODELS)}; got {model!r}")
+
+
+def is_bidirectional(model: str) -> bool:
+    return MODELS[model][1]
+
+
+class Encoder(nn.Module):
+    """``Encoder(model, input_size, hidden, layers=1, dropout=0.0)``.
+
+    ``encoder(x (B, T, I), lengths (B,), initial=None) -> (out (B, T, 2·hidden), final)``;
+    out is zero at padding; ``initial`` is a ``final`` of an earlier call with the same batch size.
+    """
+
+    def __init__(self, model: str, input_size: int, hidden: int, layers: int = 1, dropout: float = 0.0) -> None:
+        super().__init__()
+        check_model(model)
+        cell, self.bidirectional = MODELS[model]
+        self.output_size = 2 * hidden
+        if self.bidirectional:
+            self.rnn: nn.Module = BiRNN(input_size, hidden, layers, cell, dropout=dropout)
+        else:
+            self.rnn = _ONE_DIRECTION[cell](input_size, 2 * hidden, layers, batch_first=True, dropout=dropout)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, initial: Any = None) -> tuple[torch.Tensor, Any]:
+        if self.bidirectional:
+            out, final = self.rnn(x, lengths, initial)
+            return out, final
+        steps = x.shape[1]
+        if bool((lengths == steps).all()):
+            return self.rnn(x, initial)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, final = self.rnn(packed, initial)
+        return pad_packed_sequence(out, batch_first=True, total_length=steps)[0], final
+
+
+def seeded(seed: int, build: Any) -> Any:
+    """``build()`` under torch's RNG seeded with ``seed``, leaving the caller's RNG state untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
