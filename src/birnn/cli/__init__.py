@@ -45,7 +45,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the process exit code (2 for usage errors)."""
+    """Run the CLI; return the process exit code (2 for usage errors, 1 for a diverged training)."""
     _register()
     try:
         app.main(args=argv, prog_name="birnn", standalone_mode=False)
@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ValueError, TypeError, OSError) as exc:  # includes CheckpointError
         click.echo(f"birnn: error: {_one_line(exc)}", err=True)
         return 2
+    except RuntimeError as exc:
+        if type(exc).__name__ != "TrainingDiverged":  # named, not imported: `predict` may run without torch
+            raise
+        click.echo(f"birnn: training diverged: {_one_line(exc)}", err=True)
+        return 1
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:

@@ -185,9 +185,11 @@ class Trainer:
             batch = collate([examples[i] for i in distributed.shard(index)])
             loss = self.task.loss(batch)
             if not torch.isfinite(loss):
+                kept = self.run_dir / "checkpoint"
+                where = f"the last good checkpoint is {kept}" if (kept / "state.json").is_file() else "no checkpoint"
                 raise TrainingDiverged(
-                    f"loss became {loss.item()} at step {self.step + 1} (epoch {self.epoch + 1}); "
-                    f"training stopped, the last good checkpoint is {self.run_dir / 'checkpoint'}"
+                    f"loss became {loss.item()} at step {self.step + 1} (epoch {self.epoch + 1}); training stopped, "
+                    f"{where} (try a smaller learning rate)"
                 )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
