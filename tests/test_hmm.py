@@ -259,3 +259,30 @@ def test_bad_input_names_the_argument():
         hmm.posterior(np.zeros((1, 2, 3), dtype=int))
     with pytest.raises(TypeError, match="integer symbols"):
         hmm.posterior([0.5, 1.0])
+
+
+def _absorbing_hmm() -> HMM:
+    """State 1 is absorbing, reached for sure after one step, and never emits symbol 1."""
+    return HMM([1.0, 0.0], [[0.0, 1.0], [0.0, 1.0]], [[0.5, 0.5], [1.0, 0.0]])
+
+
+@pytest.mark.parametrize("blas", [False, True])
+def test_zero_probability_sequence_is_minus_inf_and_refused_by_posteriors(blas, monkeypatch):
+    monkeypatch.setattr(inf, "use_blas", lambda batch, states: blas)
+    hmm = _absorbing_hmm()
+    obs = np.array([[1, 0, 0], [0, 0, 1], [1, 1, 0]])  # possible; impossible at t=2; impossible at t=1
+    lengths = np.array([3, 3, 1])  # the third is only [1]: possible, its padding never counts
+    log_lik = hmm.log_likelihood(obs, lengths)
+    assert log_lik[0] == pytest.approx(np.log(0.5)) and log_lik[2] == pytest.approx(np.log(0.5))
+    assert log_lik[1] == -np.inf
+    assert hmm.log_likelihood([1, 1]) == -np.inf  # impossible at t=1, unbatched
+    assert HMM([0.0, 1.0], [[1, 0], [0, 1]], [[0.5, 0.5], [1.0, 0.0]]).log_likelihood([1]) == -np.inf  # t=0
+    message = r"probability 0 under this HMM for sequence 1 \(x_t impossible at t=2\)"
+    for method in (hmm.posterior, hmm.filter, hmm.pairwise_posterior):
+        with pytest.raises(ValueError, match=message):
+            method(obs, lengths)
+    with pytest.raises(ValueError, match=message):
+        HMM.fit(obs, 2, lengths=lengths, init=hmm, n_iter=1)
+    np.testing.assert_allclose(hmm.posterior(obs[[0, 2]], lengths[[0, 2]])[0], [[1, 0], [0, 1], [0, 1]])
+    _, log_prob = hmm.viterbi(obs, lengths)
+    assert log_prob[1] == -np.inf and np.isfinite(log_prob[[0, 2]]).all()

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from birnn.spec import check_lengths
+from birnn.spec import check_lengths, padding_mask
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def as_observations(obs: Any, lengths: Any, n_symbols: int, name: str = "obs") -
         checked = np.full(batch, steps, dtype=np.int64)
     else:
         checked = check_lengths(np.atleast_1d(_to_numpy(lengths, "lengths")), batch, steps)
-    valid = np.arange(steps)[None, :] < checked[:, None]
+    valid = padding_mask(checked, steps)
     symbols = _check_symbols(array, n_symbols, name, valid)
     return Observations(np.where(valid, symbols, 0), checked, unbatched, torch_like)
 

@@ -8,14 +8,14 @@ and implement exactly the scaled recursions of ``inference`` (Rabiner 1989):
     α̂_t(j) = e_t(j) Σ_i α̂_{t-1}(i) A(i, j) / c_t,       log p(x) = Σ_t log c_t
     β̂_t(i) = Σ_j A(i, j) e_{t+1}(j) β̂_{t+1}(j) / c_{t+1},  β̂_{len-1} = 1
     p(h_t | x) = α̂_t ⊙ β̂_t
+    c_t = 0 (x_t impossible after x_<t): α̂_t = 0, log c_t = -inf, and so on to the end
     δ_t(j) = log e_t(j) + max_i (δ_{t-1}(i) + log A(i, j))   (Viterbi, with backtrace)
 
 Shapes: start (K,), trans (K, K), emission (K, V), obs (B, T) int64, lengths (B,).
 
 The large outputs and work arrays come from the caller (``out`` arguments,
 filled in place): NumPy asks Linux for huge pages on large allocations and
-numba's allocator does not; the page faults of a (100,000, 128) table cost
-about a quarter of a forward pass.
+numba's allocator does not.
 """
 
 from __future__ import annotations
@@ -40,9 +40,7 @@ def forward(start, trans, emission, obs, lengths, alpha, log_c):  # pragma: no c
         for j in range(k):
             alpha[b, 0, j] = start[j] * emission_t[obs[b, 0], j]
             total += alpha[b, 0, j]
-        for j in range(k):
-            alpha[b, 0, j] /= total
-        log_c[b, 0] = np.log(total)
+        _normalise(alpha, log_c, b, 0, total)
         for t in range(1, lengths[b]):
             total = 0.0
             symbol = obs[b, t]
@@ -53,9 +51,18 @@ def forward(start, trans, emission, obs, lengths, alpha, log_c):  # pragma: no c
                 s *= emission_t[symbol, j]
                 alpha[b, t, j] = s
                 total += s
-            for j in range(k):
-                alpha[b, t, j] /= total
-            log_c[b, t] = np.log(total)
+            _normalise(alpha, log_c, b, t, total)
+
+
+@njit(cache=True, fastmath=_FAST)
+def _normalise(alpha, log_c, b, t, total):  # pragma: no cover - compiled
+    """α̂_t = α_t / c_t and log c_t, with c_t = total; an impossible step (c_t = 0) leaves α̂_t = 0, log c_t = -inf."""
+    if total > 0.0:
+        for j in range(alpha.shape[2]):
+            alpha[b, t, j] /= total
+        log_c[b, t] = np.log(total)
+    else:
+        log_c[b, t] = -np.inf
 
 
 @njit(cache=True, parallel=True, fastmath=_FAST)
@@ -85,8 +92,7 @@ def _max(typingctx, a, b):  # pragma: no cover - compiled
     """max(a, b) of two float64 as LLVM's ``maxnum``, assuming neither is NaN.
 
     numba's ``max`` is a compare and select, which LLVM will not vectorise as
-    a reduction; a ``maxnum`` reduction becomes packed ``vmaxpd`` (4 lanes
-    with AVX2), about 3× faster for Viterbi at K=128. Max is exact, so no
+    a reduction; a ``maxnum`` reduction becomes packed ``vmaxpd``. Max is exact, so no
     rounding changes; -inf (log 0) behaves as the identity. ``nsz``: the sign
     of a zero maximum may be either, and -0.0 == 0.0 anyway.
     """

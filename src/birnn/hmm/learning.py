@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from birnn.hmm.inference import expected_transitions, smooth
+from birnn.spec import padding_mask
 
 
 def _normalise_rows(x: np.ndarray) -> np.ndarray:
@@ -30,7 +31,7 @@ def em_step(
     new_start = _normalise_rows(posterior[:, 0].sum(axis=0))
     new_trans = _normalise_rows(expected_transitions(trans, emission, obs, lengths, alpha, beta, log_c))
     counts = np.zeros((emission.shape[1], emission.shape[0]))  # (V, K)
-    valid = np.arange(obs.shape[1])[None, :] < lengths[:, None]
+    valid = padding_mask(lengths, obs.shape[1])
     np.add.at(counts, obs[valid], posterior[valid])
     new_emission = _normalise_rows(counts.T)
     return (new_start, new_trans, new_emission), float(log_c.sum())

@@ -51,6 +51,12 @@ class HMM:
     result), a padded (B, T) batch with ``lengths``, or a list of sequences,
     and answers in the kind it was given (NumPy or torch); padding positions
     of outputs are 0.
+
+    A sequence the model cannot produce (probability 0, e.g. a symbol that no
+    reachable state emits) has ``log_likelihood`` -inf and a Viterbi
+    log-probability of -inf; ``filter``, ``posterior``, ``pairwise_posterior``
+    and ``fit`` raise a ValueError naming the sequence's index and the first
+    impossible step, since probabilities conditioned on it are undefined.
     """
 
     def __init__(self, start: Any, transition: Any, emission: Any) -> None:
@@ -95,7 +101,7 @@ class HMM:
 
     # ----- inference --------------------------------------------------------------------------
     def log_likelihood(self, obs: Any, lengths: Any = None) -> Any:
-        """log p(x_1..x_T) per sequence. -> (B,) or a scalar array for one sequence."""
+        """log p(x_1..x_T) per sequence, -inf where it is 0. -> (B,) or a scalar array for one sequence."""
         data = as_observations(obs, lengths, self.n_symbols)
         _, log_c = inference.forward(*self._params(), data.obs, data.lengths)
         return data.give_back(log_c.sum(axis=1))
@@ -103,7 +109,9 @@ class HMM:
     def filter(self, obs: Any, lengths: Any = None) -> Any:
         """p(h_t | x_1..x_t): the forward pass alone, what a left-to-right reader knows. -> (B, T, K)."""
         data = as_observations(obs, lengths, self.n_symbols)
-        return data.give_back(inference.forward(*self._params(), data.obs, data.lengths)[0])
+        alpha, log_c = inference.forward(*self._params(), data.obs, data.lengths)
+        inference.check_possible(log_c)
+        return data.give_back(alpha)
 
     def posterior(self, obs: Any, lengths: Any = None) -> Any:
         """p(h_t | x_1..x_T): forward–backward smoothing. -> (B, T, K)."""

@@ -14,6 +14,7 @@ import numpy as np
 def forward(start: np.ndarray, trans: np.ndarray, emit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """α̂_0 = π ⊙ e_0 / c_0,  α̂_t = (α̂_{t-1} @ A) ⊙ e_t / c_t.
 
+    A step that is impossible (c_t = 0) gives α̂_t = 0 and log c_t = -inf, and so do all after it.
     start: (K,); trans: (K, K); emit: (B, T, K) -> α̂ (B, T, K), log c (B, T).
     """
     batch, steps, k = emit.shape
@@ -24,7 +25,7 @@ def forward(start: np.ndarray, trans: np.ndarray, emit: np.ndarray) -> tuple[np.
         for t in range(steps):
             state = (state if t == 0 else state @ trans) * emit[:, t]
             total = state.sum(axis=-1, keepdims=True)
-            state = state / total
+            state = state / np.where(total > 0, total, 1.0)  # an impossible step stays 0
             alpha[:, t] = state
             log_c[:, t] = np.log(total[:, 0])
     return alpha, log_c
