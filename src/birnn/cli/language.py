@@ -24,7 +24,7 @@ def register(train_group: click.Group, app: click.Group) -> None:
 
 
 def _preset(path: str, *declarations: str, **settings):
-    return preset_option(_L, _D2L, "d2l", path, *declarations, **settings)
+    return preset_option(_L, {"d2l": _D2L}, path, *declarations, **settings)
 
 
 @click.command("lm")

@@ -32,12 +32,16 @@ def from_config(config: Any, path: str, *declarations: str, **settings: Any) -> 
     return click.option(*declarations, name, default=default, show_default=True, **settings)
 
 
-def preset_option(plain: Any, preset: Any, preset_name: str, path: str, *declarations: str, **settings: Any) -> Any:
+def preset_option(plain: Any, presets: dict[str, Any], path: str, *declarations: str, **settings: Any) -> Any:
     """An option with no default of its own: the run takes the value of ``plain`` or, with
-    ``--preset``, of ``preset``; both are shown in the help."""
+    ``--preset NAME``, of ``presets[NAME]``; all are shown in the help."""
     name = path.split(".")[-1]
     declarations = declarations or (f"--{name.replace('_', '-')}",)
-    shown = f"[default: {config_value(plain, path)}; {preset_name}: {config_value(preset, path)}]"
+    if settings.get("is_flag") and "/" not in declarations[0]:
+        declarations = (f"{declarations[0]}/--no-{declarations[0][2:]}", *declarations[1:])
+        settings.pop("is_flag")
+    values = "; ".join(f"{key}: {config_value(preset, path)}" for key, preset in presets.items())
+    shown = f"[default: {config_value(plain, path)}; {values}]"
     settings["help"] = f"{settings.get('help', '')} {shown}".strip()
     return click.option(*declarations, name, default=None, **settings)
 

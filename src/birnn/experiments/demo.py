@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from birnn.data import Vocab, collate
 from birnn.hmm import HMM, casino
 from birnn.tasks import TaggerConfig, TaggingTask
 from birnn.train import TrainConfig, Trainer, evaluate
@@ -83,8 +82,9 @@ class DemoResult:
         return next(acc for method, acc in self.rows if method.startswith(prefix))
 
 
-def _examples(obs: np.ndarray, states: np.ndarray, words: Vocab, tags: Vocab):
-    return [(words.encode(map(str, o)), tags.encode(map(str, s))) for o, s in zip(obs, states, strict=True)]
+def _sentences(obs: np.ndarray, states: np.ndarray) -> list[tuple[list[str], list[str]]]:
+    """Symbols as tokens, states as tags (both written as their numbers)."""
+    return [([str(v) for v in o], [str(k) for k in s]) for o, s in zip(obs, states, strict=True)]
 
 
 def run_demo(config: DemoConfig, out_dir: str | Path, progress: bool = True, log=print) -> DemoResult:
@@ -109,18 +109,16 @@ def run_demo(config: DemoConfig, out_dir: str | Path, progress: bool = True, log
         "filter": float((hmm.filter(obs_dev).argmax(-1) == states_dev).mean()),
         "smoother": float((hmm.posterior(obs_dev).argmax(-1) == states_dev).mean()),
     }
-    words = Vocab([str(v) for v in range(hmm.n_symbols)])
-    tags = Vocab([str(k) for k in range(hmm.n_states)], specials=False)
-    data = {split: _examples(*samples[split], words, tags) for split in samples}
+    sentences = {split: _sentences(*samples[split]) for split in samples}
     train_config = TrainConfig(
         epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed, clip=5.0
     )
     result = DemoResult(rows, rows[1][1], dev_optima=dev_optima)
     tasks = {}
     for name in ("lstm", "bilstm"):
-        task = TaggingTask(
-            TaggerConfig(model=name, hidden=config.hidden, embedding=config.embedding, seed=config.seed), words, tags
-        )
+        model = TaggerConfig(model=name, hidden=config.hidden, embedding=config.embedding, seed=config.seed)
+        task = TaggingTask.for_data(model, sentences["train"])
+        data = {split: task.encode(sentences[split], split) for split in sentences}
         log(f"training {name} ({sum(p.numel() for p in task.model.parameters()):,} parameters)")
         trainer = Trainer(
             task,
@@ -138,12 +136,12 @@ def run_demo(config: DemoConfig, out_dir: str | Path, progress: bool = True, log
         label = "LSTM tagger (left to right)" if name == "lstm" else "BiLSTM tagger (both directions)"
         result.rows.append((label, evaluate(task, data["test"])["accuracy"]))
         tasks[name] = task
-    plot_demo(result, hmm, samples["test"], tasks, words, tags, out_dir / "demo.png")
+    plot_demo(result, hmm, samples["test"], tasks, out_dir / "demo.png")
     (out_dir / "demo.json").write_text(json.dumps(summary(result), indent=1))
     return result
 
 
-def plot_demo(result: DemoResult, hmm: HMM, test, tasks, words: Vocab, tags: Vocab, path: Path) -> None:
+def plot_demo(result: DemoResult, hmm: HMM, test, tasks: dict[str, TaggingTask], path: Path) -> None:
     """Left: dev accuracy per epoch against the two optima. Right: P(true tag) on one test sequence."""
     import matplotlib
 
@@ -163,13 +161,16 @@ def plot_demo(result: DemoResult, hmm: HMM, test, tasks, words: Vocab, tags: Voc
     truth = states[:, None]
     smoothed = np.take_along_axis(hmm.posterior(obs)[0], truth, 1)[:, 0]
     filtered = np.take_along_axis(hmm.filter(obs)[0], truth, 1)[:, 0]
-    batch = collate([(words.encode(map(str, obs[0])), tags.encode(map(str, states)))])
-    with torch.no_grad():
-        network = {n: tasks[n].probabilities(batch)[0].numpy() for n in tasks}
+    network = {}
+    for name, task in tasks.items():
+        batch = task.collate(task.encode(_sentences(obs, states[None])))
+        columns = [task.tags.stoi[str(k)] for k in states]  # tag ids are by frequency, not state number
+        with torch.no_grad():
+            network[name] = task.probabilities(batch)[0].numpy()[steps, columns]
     right.plot(steps, smoothed, color="C0", lw=2, label="forward–backward P(true tag | all)")
-    right.plot(steps, network["bilstm"][steps, states], color="C0", ls=":", label="BiLSTM")
+    right.plot(steps, network["bilstm"], color="C0", ls=":", label="BiLSTM")
     right.plot(steps, filtered, color="C1", lw=2, label="filter P(true tag | so far)")
-    right.plot(steps, network["lstm"][steps, states], color="C1", ls=":", label="LSTM")
+    right.plot(steps, network["lstm"], color="C1", ls=":", label="LSTM")
     right.set(xlabel="position in one test sequence", ylabel="P(true tag)", ylim=(0, 1), title="one sequence")
     right.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
     figure.tight_layout()

@@ -10,7 +10,7 @@ from typing import Any
 
 from birnn.data import read_tagged
 from birnn.tasks import TaggerConfig, TaggingTask
-from birnn.train import TrainConfig, Trainer, distributed, evaluate, load_task
+from birnn.train import TrainConfig, Trainer, distributed, evaluate, load_task, with_overrides
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,31 @@ class TagRun:
 
     def read(self, path: Path) -> list[tuple[list[str], list[str]]]:
         return read_tagged(path, self.file_format, self.column)
+
+    @classmethod
+    def build(cls, train_file: Path, preset: str | None = None, **settings: Any) -> TagRun:
+        """The plain run or a preset ("upos", "ner"), with the given settings (by field name; None = not given)."""
+        if preset is not None and preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}; got {preset!r}")
+        base = cls(train_file=train_file, **PRESETS[preset]) if preset else cls(train_file=train_file)
+        return with_overrides(base, **settings)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # word ⊕ character BiLSTM (Plank et al. 2016; Lample et al. 2016), 2 layers, dropout, singleton <unk>
+    "upos": {
+        "model": TaggerConfig(model="bilstm", embedding=100, hidden=200, layers=2, dropout=0.33, chars="lstm",
+                              char_embedding=50, char_hidden=50, word_dropout=0.25),
+        "train": TrainConfig(epochs=20, batch_size=32, lr=2e-3, clip=5.0, lr_decay=0.95),
+    },
+    # the same with a constrained CRF, BIOES inside, case/shape features (Lample et al. 2016)
+    "ner": {
+        "model": TaggerConfig(model="bilstm", embedding=100, hidden=100, layers=1, dropout=0.5, chars="lstm",
+                              char_embedding=30, char_hidden=50, shape_embedding=16, word_dropout=0.5,
+                              lowercase=True, crf=True, scheme="bioes"),
+        "train": TrainConfig(epochs=40, batch_size=16, lr=2e-3, clip=5.0, patience=10),
+    },
+}
 
 
 def epoch_line(epoch: int, row: dict[str, float]) -> str:

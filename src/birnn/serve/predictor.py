@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from birnn.data import collate
 from birnn.train import load_task
+from birnn.train.trainer import batcher
 
 
 class Predictor:
@@ -45,8 +45,7 @@ class Predictor:
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
-                ids = [self.task.encode_input(list(sentences[i])) for i in chunk]
-                batch = collate([(x, [0] * len(x)) for x in ids])
+                batch = batcher(self.task)([self.task.encode_input(list(sentences[i])) for i in chunk])
                 for i, result in zip(chunk, getattr(self.task, method)(batch), strict=True):
                     results[i] = result
         return results

@@ -18,7 +18,7 @@ from torch import nn
 
 from birnn.data import Batch, Vocab, collate
 from birnn.tasks.encoders import check_model, seeded
-from birnn.tasks.tagging import Tagger, TaggerConfig
+from birnn.tasks.tagger import Tagger, TaggerConfig
 
 MASK = "<mask>"
 BLANK = {"char": "_", "word": "[MASK]"}
@@ -75,7 +75,7 @@ class ClozeTask:
         tagger = TaggerConfig(
             model=config.model, embedding=config.embedding, hidden=config.hidden, layers=config.layers, seed=config.seed
         )
-        self.model = seeded(config.seed, lambda: Tagger(tagger, len(vocab), len(vocab)))
+        self.model = seeded(config.seed, lambda: Tagger(tagger, len(vocab), 1, len(vocab)))
 
     @classmethod
     def for_tokens(cls, config: ClozeConfig, tokens: list[str]) -> ClozeTask:

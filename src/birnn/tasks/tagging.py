@@ -1,135 +1,193 @@
-"""Sequence tagging (POS, chunking, NER): embeddings -> (Bi)RNN encoder -> a tag per token.
+"""Sequence tagging (POS, chunking, NER): what the trainer runs and what a trained tagger predicts.
 
-    logits_t = W [→h_t ; ←h_t] + b,   loss = mean over valid tokens of -log softmax(logits_t)[y_t]
-
-Tag strings live here and in the data layer only.
+The network is ``tagger.Tagger``. Tag strings live here and in the data layer only.
+Model selection follows the tags: span F1 (seqeval, strict, as conlleval) for BIO/BIOES
+tag sets, token accuracy otherwise (``monitor``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from birnn.data import Batch, Vocab
+from birnn.data import Vocab, pad
+from birnn.data.characters import CharBatcher, char_vocab, singleton_word_dropout, word_shape_ids
+from birnn.data.tagschemes import allowed_transitions, bio_to_bioes, bioes_to_bio, detect_scheme
 from birnn.spec import padding_mask
-from birnn.tasks.encoders import Encoder, check_model, seeded
+from birnn.tasks.encoders import seeded
+from birnn.tasks.tagger import Tagger, TaggerConfig
 
 Sentence = tuple[list[str], list[str]]
+Example = tuple[list[int], list[int], list[str]]  # word ids, tag ids, tokens as written
 
 
-@dataclass(frozen=True)
-class TaggerConfig:
-    """model: one of ``encoders.MODELS``; hidden: units per direction (encoders.py);
-    embedding: word vector size; dropout: between stacked layers."""
+class TaggingBatch(NamedTuple):
+    """inputs, targets: (B, T) int64 (0 at padding); lengths: (B,); chars (B, T, C), char_lengths (B, T),
+    shapes (B, T): the character and shape features of the same tokens."""
 
-    model: str = "bilstm"
-    embedding: int = 100
-    hidden: int = 128
-    layers: int = 1
-    dropout: float = 0.0
-    seed: int = 0
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    lengths: torch.Tensor
+    chars: torch.Tensor
+    char_lengths: torch.Tensor
+    shapes: torch.Tensor
 
-    def __post_init__(self) -> None:
-        check_model(self.model)
-        for name in ("embedding", "hidden", "layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must lie in [0, 1); got {self.dropout}")
-
-
-class Tagger(nn.Module):
-    """inputs (B, T) ids, lengths (B,) -> logits (B, T, n_tags)."""
-
-    def __init__(self, config: TaggerConfig, n_words: int, n_tags: int) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(n_words, config.embedding, padding_idx=0)
-        self.encoder = Encoder(config.model, config.embedding, config.hidden, config.layers, config.dropout)
-        self.output = nn.Linear(self.encoder.output_size, n_tags)
-
-    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        h, _ = self.encoder(self.embedding(inputs), lengths)  # (B, T, 2H)
-        return self.output(h)  # (B, T, n_tags)
+    @property
+    def tokens(self) -> int:
+        return int(self.lengths.sum())
 
 
 class TaggingTask:
-    """What the trainer runs for tagging, and what a trained tagger predicts."""
+    """``TaggingTask.for_data(config, sentences)``; ``encode(sentences)`` -> examples for the trainer."""
 
     kind = "tagging"
 
-    def __init__(self, config: TaggerConfig, words: Vocab, tags: Vocab) -> None:
-        self.config, self.words, self.tags = config, words, tags
-        self.model = seeded(config.seed, lambda: Tagger(config, len(words), len(tags)))
+    def __init__(self, config: TaggerConfig, words: Vocab, chars: Vocab, tags: Vocab, singletons: list[int],
+                 scheme: str | None) -> None:
+        self.config, self.words, self.chars, self.tags = config, words, chars, tags
+        self.scheme = scheme  # of the data as read; the network may use config.scheme internally
+        self.singletons = singletons
+        self._singleton_mask = torch.zeros(len(words), dtype=torch.bool)
+        self._singleton_mask[torch.tensor(singletons, dtype=torch.int64)] = True
+        self._char_batcher = CharBatcher(chars)
+        internal = config.scheme or scheme
+        allowed = allowed_transitions(tags.itos, internal) if config.crf and internal else None
+        self.model = seeded(config.seed, lambda: Tagger(config, len(words), len(chars), len(tags), allowed))
+
+    @property
+    def monitor(self) -> str:
+        """The dev metric that picks the best checkpoint."""
+        return "f1" if self.scheme else "accuracy"
 
     @classmethod
     def for_data(cls, config: TaggerConfig, sentences: list[Sentence]) -> TaggingTask:
-        words = Vocab.build(tokens for tokens, _ in sentences)
-        tags = Vocab.build((tags for _, tags in sentences), specials=False)
-        return cls(config, words, tags)
+        scheme = detect_scheme(tag for _, tags in sentences for tag in tags)
+        if config.scheme and not scheme:
+            raise ValueError(f"scheme={config.scheme!r} needs BIO/BIOES tags; these tags are not chunk tags")
+        lookup = [cls._lookup_form(config, tokens) for tokens, _ in sentences]
+        words = Vocab.build(lookup)
+        counts: dict[str, int] = {}
+        for tokens in lookup:
+            for token in tokens:
+                counts[token] = counts.get(token, 0) + 1
+        singletons = sorted(words.stoi[w] for w, n in counts.items() if n == 1)
+        internal = [cls._to_internal(config, tags) for _, tags in sentences]
+        tags = Vocab.build(internal, specials=False)
+        return cls(config, words, char_vocab(tokens for tokens, _ in sentences), tags, singletons, scheme)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "config": asdict(self.config), "words": self.words.to_dict(),
-                "tags": self.tags.to_dict()}
+                "chars": self.chars.to_dict(), "tags": self.tags.to_dict(), "singletons": self.singletons,
+                "scheme": self.scheme}
 
     @classmethod
-    def from_description(cls, description: dict[str, Any]) -> TaggingTask:
-        return cls(TaggerConfig(**description["config"]), Vocab.from_dict(description["words"]),
-                   Vocab.from_dict(description["tags"]))
+    def from_description(cls, d: dict[str, Any]) -> TaggingTask:
+        return cls(TaggerConfig(**d["config"]), Vocab.from_dict(d["words"]), Vocab.from_dict(d["chars"]),
+                   Vocab.from_dict(d["tags"]), list(d["singletons"]), d["scheme"])
 
     # ----- data ----------------------------------------------------------------------------------
-    def encode(self, sentences: list[Sentence], source: str = "data") -> list[tuple[list[int], list[int]]]:
-        """Token and tag strings -> id pairs; tags unseen in training are an error naming ``source``."""
-        unknown = sorted({tag for _, tags in sentences for tag in tags if tag not in self.tags})
+    @staticmethod
+    def _lookup_form(config: TaggerConfig, tokens: Sequence[str]) -> list[str]:
+        return [t.lower() for t in tokens] if config.lowercase else list(tokens)
+
+    @staticmethod
+    def _to_internal(config: TaggerConfig, tags: Sequence[str]) -> list[str]:
+        return bio_to_bioes(tags) if config.scheme == "bioes" else list(tags)
+
+    def _to_external(self, tags: list[str]) -> list[str]:
+        return bioes_to_bio(tags) if self.config.scheme == "bioes" and self.scheme == "bio" else tags
+
+    def encode(self, sentences: list[Sentence], source: str = "data") -> list[Example]:
+        """Token and tag strings -> examples; tags unseen in training are an error naming ``source``."""
+        internal = [self._to_internal(self.config, tags) for _, tags in sentences]
+        unknown = sorted({tag for tags in internal for tag in tags if tag not in self.tags})
         if unknown:
             raise ValueError(f"{source}: tags not seen in training: {', '.join(unknown[:10])}")
-        return [(self.words.encode(tokens), self.tags.encode(tags)) for tokens, tags in sentences]
+        return [(self.encode_input(tokens)[0], self.tags.encode(tags), list(tokens))
+                for (tokens, _), tags in zip(sentences, internal, strict=True)]
 
-    def encode_input(self, tokens: list[str]) -> list[int]:
-        return self.words.encode(tokens)
+    def encode_input(self, tokens: Sequence[str]) -> Example:
+        """An example to predict: word ids, placeholder tags, the tokens."""
+        return self.words.encode(self._lookup_form(self.config, tokens)), [0] * len(tokens), list(tokens)
+
+    def collate(self, examples: Sequence[Example]) -> TaggingBatch:
+        inputs, lengths = pad([ids for ids, _, _ in examples])
+        targets, _ = pad([tags for _, tags, _ in examples])
+        tokens = [t for _, _, t in examples]
+        chars = self._char_batcher(tokens)
+        shapes, _ = pad([word_shape_ids(t) for t in tokens])
+        return TaggingBatch(inputs, targets, lengths, chars.chars, chars.char_lengths, shapes)
 
     # ----- training and evaluation ---------------------------------------------------------------
-    def loss(self, batch: Batch) -> torch.Tensor:
-        logits = self.model(batch.inputs, batch.lengths)
+    def _emissions(self, batch: TaggingBatch, words: torch.Tensor | None = None) -> torch.Tensor:
+        words = batch.inputs if words is None else words
+        return self.model(words, batch.lengths, batch.chars, batch.char_lengths, batch.shapes)
+
+    def loss(self, batch: TaggingBatch) -> torch.Tensor:
+        words = batch.inputs
+        if self.config.word_dropout and self.model.training:
+            words = singleton_word_dropout(words, self._singleton_mask, 1, self.config.word_dropout, None)
+        emissions = self._emissions(batch, words)
+        if self.model.crf is not None:
+            return self.model.crf.nll(emissions, batch.targets, batch.lengths, reduction="token_mean")
         valid = padding_mask(batch.lengths, batch.inputs.shape[1])
-        return nn.functional.cross_entropy(logits[valid], batch.targets[valid])
+        return nn.functional.cross_entropy(emissions[valid], batch.targets[valid])
 
-    def evaluate_batch(self, batch: Batch) -> list[tuple[list[int], list[int]]]:
-        """(predicted, gold) tag ids of every sentence in the batch."""
-        gold = [row[:n].tolist() for row, n in zip(batch.targets, batch.lengths.tolist(), strict=True)]
-        return list(zip(self.predict_ids(batch), gold, strict=True))
+    def evaluate_batch(self, batch: TaggingBatch) -> list[tuple[list[int], list[int], list[bool]]]:
+        """(predicted, gold, unknown-word flags) of every sentence in the batch."""
+        rows = zip(self.predict_ids(batch), batch.targets, batch.inputs, batch.lengths.tolist(), strict=True)
+        return [(p, gold[:n].tolist(), (words[:n] == 1).tolist()) for p, gold, words, n in rows]
 
-    def metrics(self, outcomes: list[list[tuple[list[int], list[int]]]]) -> dict[str, float]:
-        """Token accuracy; with BIO tags also seqeval's span F1 (micro)."""
-        pairs = [pair for batch in outcomes for pair in batch]
-        predicted = [self.tags.decode(p) for p, _ in pairs]
-        gold = [self.tags.decode(g) for _, g in pairs]
-        correct = sum(p == g for ps, gs in zip(predicted, gold, strict=True) for p, g in zip(ps, gs, strict=True))
-        result = {"accuracy": correct / max(1, sum(len(g) for g in gold))}
-        if any(tag[:2] in ("B-", "I-") for tag in self.tags.itos):
-            from seqeval.metrics import f1_score
+    def metrics(self, outcomes: list[list[tuple[list[int], list[int], list[bool]]]]) -> dict[str, float]:
+        """accuracy, accuracy on known and unknown words; for chunk tags seqeval's strict span
+        precision/recall/F1 (micro) and F1 per chunk type (``f1_TYPE``)."""
+        triples = [t for batch in outcomes for t in batch]
+        hits = np.concatenate([np.equal(p, g) for p, g, _ in triples]) if triples else np.zeros(0, bool)
+        unknown = np.concatenate([np.asarray(u, bool) for _, _, u in triples]) if triples else np.zeros(0, bool)
+        result = {"accuracy": float(hits.mean()) if hits.size else 0.0}
+        if self.scheme is None:
+            result["accuracy_known"] = float(hits[~unknown].mean()) if (~unknown).any() else float("nan")
+            result["accuracy_unknown"] = float(hits[unknown].mean()) if unknown.any() else float("nan")
+            return result
+        from seqeval.metrics import classification_report
+        from seqeval.scheme import IOB2
 
-            result["f1"] = float(f1_score(gold, predicted))
-        return result
+        predicted = [bioes_to_bio(self.tags.decode(p)) for p, _, _ in triples]
+        gold = [bioes_to_bio(self.tags.decode(g)) for _, g, _ in triples]
+        report = classification_report(gold, predicted, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
+        result |= {"precision": report["micro avg"]["precision"], "recall": report["micro avg"]["recall"],
+                   "f1": report["micro avg"]["f1-score"]}
+        result |= {f"f1_{kind}": scores["f1-score"] for kind, scores in report.items() if " avg" not in kind}
+        return {k: float(v) for k, v in result.items()}
 
     # ----- prediction ----------------------------------------------------------------------------
-    def predict_ids(self, batch: Batch) -> list[list[int]]:
-        best = self.model(batch.inputs, batch.lengths).argmax(-1)
+    def predict_ids(self, batch: TaggingBatch) -> list[list[int]]:
+        """Best tag ids per sentence: Viterbi under a CRF, argmax per token otherwise."""
+        emissions = self._emissions(batch)
+        if self.model.crf is not None:
+            best, _ = self.model.crf.decode(emissions, batch.lengths)
+        else:
+            best = emissions.argmax(-1)
         return [row[:n].tolist() for row, n in zip(best, batch.lengths.tolist(), strict=True)]
 
-    def predict(self, batch: Batch) -> list[list[str]]:
-        """The tag strings of every sentence in the batch."""
-        return [self.tags.decode(ids) for ids in self.predict_ids(batch)]
+    def predict(self, batch: TaggingBatch) -> list[list[str]]:
+        """The tag strings of every sentence, in the scheme of the training data."""
+        return [self._to_external(self.tags.decode(ids)) for ids in self.predict_ids(batch)]
 
-    def probabilities(self, batch: Batch) -> torch.Tensor:
-        """p(tag | sentence) per token. -> (B, T, n_tags), zero at padding."""
-        p = torch.softmax(self.model(batch.inputs, batch.lengths), dim=-1)
+    def probabilities(self, batch: TaggingBatch) -> torch.Tensor:
+        """p(y_t = k | sentence): CRF marginals by forward–backward, or the softmax. -> (B, T, K), 0 at padding."""
+        emissions = self._emissions(batch)
+        if self.model.crf is not None:
+            return self.model.crf.marginals(emissions, batch.lengths)
+        p = torch.softmax(emissions, dim=-1)
         return p * padding_mask(batch.lengths, batch.inputs.shape[1])[..., None]
 
-    def predict_proba(self, batch: Batch) -> list[np.ndarray]:
-        """Per sentence: a (length, n_tags) array of tag probabilities (columns in ``tags.itos`` order)."""
+    def predict_proba(self, batch: TaggingBatch) -> list[np.ndarray]:
+        """Per sentence a (length, K) array of tag probabilities, columns in ``tags.itos`` order."""
         p = self.probabilities(batch)
         return [row[:n].cpu().numpy() for row, n in zip(p, batch.lengths.tolist(), strict=True)]

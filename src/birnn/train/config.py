@@ -12,7 +12,9 @@ class TrainConfig:
     """How to train, independent of the task.
 
     lr_decay multiplies the learning rate after every epoch; patience stops
-    after that many epochs without a better dev ``monitor`` value (None: never).
+    after that many epochs without a better dev ``monitor`` value (None: never);
+    monitor "auto" is the task's own choice (a tagger: span F1 for chunk tags, else accuracy);
+    momentum applies to SGD.
     shuffle=False batches the examples in the order given (no bucketing): the
     sequential partitioning of a text stream needs its batches in text order.
     """
@@ -21,10 +23,11 @@ class TrainConfig:
     batch_size: int = 32
     optimizer: str = "adam"
     lr: float = 1e-3
+    momentum: float = 0.0
     clip: float | None = 5.0
     lr_decay: float = 1.0
     patience: int | None = None
-    monitor: str = "accuracy"
+    monitor: str = "auto"
     seed: int = 0
     bucket: bool = True
     shuffle: bool = True
@@ -40,6 +43,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must lie in [0, 1); got {self.momentum}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1 or None; got {self.patience}")
 

@@ -51,15 +51,20 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-Example = tuple[Sequence[int], Sequence[int]]
+Example = Sequence[Any]  # (input ids, target ids, ...): the first item's length is the example's length
 EpochExamples = Callable[[int], Sequence[Example]]
+
+
+def batcher(task: Task) -> Callable[[Sequence[Example]], Any]:
+    """The task's own ``collate`` when it has one (examples with more than ids), else ``data.collate``."""
+    return getattr(task, "collate", collate)
 
 
 def evaluate(task: Task, examples: Sequence[Example], batch_size: int = 64) -> dict[str, float]:
     """The task's metrics on ``examples`` (model in eval mode, no autograd)."""
     batches = [
-        collate([examples[i] for i in index])
-        for index in batch_indices([len(x) for x, _ in examples], batch_size, None)
+        batcher(task)([examples[i] for i in index])
+        for index in batch_indices([len(example[0]) for example in examples], batch_size, None)
     ]
     was_training = task.model.training
     task.model.eval()
@@ -99,12 +104,14 @@ class Trainer:
         if config.optimizer == "adam":
             self.optimizer: torch.optim.Optimizer = torch.optim.Adam(parameters, lr=config.lr)
         else:
-            self.optimizer = torch.optim.SGD(parameters, lr=config.lr)
+            self.optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum)
         self.history: list[dict[str, float]] = []
         self.best: float | None = None
         self.epoch = 0
         self.step = 0
         self._plotted = -math.inf
+        self._collate = batcher(task)
+        self.monitor = getattr(task, "monitor", "accuracy") if config.monitor == "auto" else config.monitor
 
     # ----- state ---------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -114,6 +121,7 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "best": self.best,
+            "monitor": self.monitor,
             "history": self.history,
         }
 
@@ -149,14 +157,14 @@ class Trainer:
             finally:
                 self.task.model = model
         if distributed.is_main() and self.history:
-            plot_curves(self.history, self.run_dir / "curves.png", self.config.monitor)
+            plot_curves(self.history, self.run_dir / "curves.png", self.monitor)
         return self._summary()
 
     def _patience_exhausted(self) -> bool:
         patience = self.config.patience
         if patience is None or not self.history or self.best is None:
             return False
-        monitor = f"dev_{self.config.monitor}"
+        monitor = f"dev_{self.monitor}"
         # best only rises on strict improvement, so its first occurrence is the epoch that set it
         best_epoch = next(row["epoch"] for row in self.history if row.get(monitor) == self.best)
         return self.history[-1]["epoch"] - best_epoch >= patience
@@ -168,7 +176,7 @@ class Trainer:
         examples = self.train_data(self.epoch) if callable(self.train_data) else self.train_data
         if not examples:
             raise ValueError(f"train holds no examples in epoch {self.epoch + 1}")
-        lengths = [len(x) for x, _ in examples]
+        lengths = [len(example[0]) for example in examples]
         seed = config.seed if config.shuffle else None
         batches = batch_indices(lengths, config.batch_size, seed, self.epoch, config.bucket)
         if hasattr(self.task, "start_epoch"):
@@ -182,7 +190,7 @@ class Trainer:
             leave=False,
         )
         for index in bar:
-            batch = collate([examples[i] for i in distributed.shard(index)])
+            batch = self._collate([examples[i] for i in distributed.shard(index)])
             loss = self.task.loss(batch)
             if not torch.isfinite(loss):
                 kept = self.run_dir / "checkpoint"
@@ -214,7 +222,7 @@ class Trainer:
         if self.dev_examples:
             row |= {f"dev_{k}": v for k, v in evaluate(self.task, self.dev_examples).items()}
         self.history.append(row)
-        score = row.get(f"dev_{config.monitor}")
+        score = row.get(f"dev_{self.monitor}")
         improved = score is not None and (self.best is None or score > self.best)
         if improved:
             self.best = score
@@ -238,7 +246,7 @@ class Trainer:
         (self.run_dir / "summary.json").write_text(json.dumps(self._summary(), indent=1))
         # the plot costs ~0.3 s: redraw at most every 15 s here, and once more when fit ends
         if time.perf_counter() - self._plotted > 15:
-            plot_curves(self.history, self.run_dir / "curves.png", self.config.monitor)
+            plot_curves(self.history, self.run_dir / "curves.png", self.monitor)
             self._plotted = time.perf_counter()
 
     def _summary(self) -> dict[str, Any]:
