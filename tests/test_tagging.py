@@ -92,6 +92,9 @@ def test_predictions_do_not_depend_on_batch_or_order(tmp_path):
     together = model.predict(tokens)
     alone = [model.predict([t])[0] for t in tokens]
     assert together == alone and [len(t) for t in together] == [len(t) for t in tokens]
+    features = model.embed(tokens[:3])
+    assert [f.shape for f in features] == [(len(t), 16) for t in tokens[:3]]
+    assert np.allclose(features[1], model.embed([tokens[1]])[0], atol=1e-5)
     probabilities = model.predict_proba(tokens[:3])
     for p, t in zip(probabilities, tokens[:3], strict=True):
         assert p.shape == (len(t), len(model.labels)) and np.allclose(p.sum(-1), 1, atol=1e-5)

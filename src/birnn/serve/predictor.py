@@ -58,6 +58,10 @@ class Predictor:
         """One probability table per sentence (a tagger: (length, n_tags), columns ``labels``)."""
         return self._run("predict_proba", sentences)
 
+    def embed(self, sentences: Sequence[Sequence[str]]) -> list[Any]:
+        """One feature table per sentence (a tagger: its encoder's (length, 2H) token features)."""
+        return self._run("embed", sentences)
+
     @property
     def labels(self) -> list[str]:
         """The names of the columns of ``predict_proba``."""

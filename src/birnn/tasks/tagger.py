@@ -111,6 +111,10 @@ class Tagger(nn.Module):
         self.crf = CRF(n_tags, allowed) if config.crf else None
 
     def forward(self, words, lengths, chars=None, char_lengths=None, shapes=None) -> torch.Tensor:
+        return self.output(self.output_dropout(self.features(words, lengths, chars, char_lengths, shapes)))
+
+    def features(self, words, lengths, chars=None, char_lengths=None, shapes=None) -> torch.Tensor:
+        """The encoder's output h: contextual token features (B, T, 2H), zero at padding."""
         parts = [self.embedding(words)]  # (B, T, E)
         if self.chars is not None:
             parts.append(self.chars(chars, char_lengths))  # (B, T, 2·Hc)
@@ -118,4 +122,4 @@ class Tagger(nn.Module):
             parts.append(self.shapes(shapes))  # (B, T, S)
         x = self.input_dropout(torch.cat(parts, dim=-1))
         h, _ = self.encoder(x, lengths)  # (B, T, 2H)
-        return self.output(self.output_dropout(h))  # (B, T, K)
+        return h

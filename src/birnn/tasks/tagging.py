@@ -191,3 +191,8 @@ class TaggingTask:
         """Per sentence a (length, K) array of tag probabilities, columns in ``tags.itos`` order."""
         p = self.probabilities(batch)
         return [row[:n].cpu().numpy() for row, n in zip(p, batch.lengths.tolist(), strict=True)]
+
+    def embed(self, batch: TaggingBatch) -> list[np.ndarray]:
+        """Per sentence a (length, 2H) array: the encoder's contextual features of each token."""
+        h = self.model.features(batch.inputs, batch.lengths, batch.chars, batch.char_lengths, batch.shapes)
+        return [row[:n].cpu().numpy() for row, n in zip(h, batch.lengths.tolist(), strict=True)]
