@@ -82,6 +82,56 @@ def test_minus_infinity_gives_no_nan_in_values_or_gradients(method):
     assert marg[:, :, 1][:, 0].abs().max() == 0  # impossible start state
 
 
+def _impossible_chain(case):
+    """Two sequences (lengths 5 and 4, K=2); every path of sequence 1 is impossible (all of them for 'start')."""
+    start, trans, unary = random_chain(13, 2, 5, 2)
+    if case == "emissions":  # nothing can be emitted at t = 2
+        unary[1, 2] = -math.inf
+    elif case == "transitions":  # state 0 at t = 0, state 1 at t = 1, but 0 -> 1 is impossible
+        unary[1, 0, 1] = unary[1, 1, 0] = -math.inf
+        trans[0, 1] = -math.inf
+    else:  # no state can start
+        start[:] = -math.inf
+    return start, trans, unary, torch.tensor([5, 4])
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("case", ["emissions", "transitions", "start"])
+def test_a_sequence_without_a_possible_path(method, case):
+    """log Z = -inf; marginals 0 everywhere; Viterbi score -inf with some path; no NaN, gradients included."""
+    start, trans, unary, lengths = _impossible_chain(case)
+    leaves = [t.requires_grad_(True) for t in (start, trans, unary)]
+    log_alpha, log_z = dp.forward(start, trans, unary, lengths, method=method)
+    log_beta = dp.backward(start, trans, unary, lengths, method=method)
+    unary_m = dp.marginals(start, trans, unary, lengths, method=method)
+    pair_m = dp.pairwise_marginals(start, trans, unary, lengths, method=method)
+    paths, scores = dp.viterbi(start, trans, unary, lengths, method=method)
+    impossible = [0, 1] if case == "start" else [1]
+    for b in impossible:
+        assert log_z[b].item() == -math.inf and scores[b].item() == -math.inf
+        assert torch.isneginf(log_alpha[b] + log_beta[b]).all()  # no path through any (t, k)
+        assert unary_m[b].abs().max() == 0 and pair_m[b].abs().max() == 0
+        assert paths[b, :4].ge(0).all() and paths[b, :4].lt(2).all() and paths[b, 4:].abs().sum() == 0
+    if case == "emissions":
+        assert torch.isneginf(log_alpha[1, 2:]).all() and torch.isneginf(log_beta[1, :2]).all()
+    if case != "start":  # the possible sequence is untouched
+        truth = enumerate_paths(*(t.detach().numpy() for t in (start, trans, unary[0])))
+        assert log_z[0].item() == pytest.approx(truth.log_z, abs=1e-10)
+        np.testing.assert_allclose(unary_m[0].detach().numpy(), truth.unary, atol=1e-10)
+        np.testing.assert_allclose(pair_m[0].detach().numpy(), truth.pairwise, atol=1e-10)
+    for value in (log_alpha, log_beta, log_z, unary_m, pair_m, scores):
+        assert not torch.isnan(value).any()
+    g = torch.Generator().manual_seed(0)
+    loss = (unary_m * torch.randn(unary_m.shape, generator=g, dtype=unary_m.dtype)).sum()
+    loss = loss + (pair_m * torch.randn(pair_m.shape, generator=g, dtype=pair_m.dtype)).sum()
+    for objective in (loss, log_z.sum()):
+        grads = torch.autograd.grad(objective, leaves, retain_graph=True, allow_unused=True)
+        assert all(grad is None or not torch.isnan(grad).any() for grad in grads)
+    grad_unary = torch.autograd.grad(log_z.sum(), unary)[0]
+    for b in impossible:
+        assert grad_unary[b].abs().max() == 0  # d log Z / d unary = the marginals, 0 here
+
+
 @given(
     lengths=st.lists(st.integers(1, 9), min_size=1, max_size=4),
     extra=st.integers(0, 3),

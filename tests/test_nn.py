@@ -8,9 +8,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from birnn.nn import Bidirectional, BiRNN, Recurrent, reverse_padded
+from birnn.nn import Bidirectional, BiRNN, LSTMState, Recurrent, reverse_padded
+from birnn.nn.birnn import KERNELS
 from birnn.nn.functional import last_valid
-from nn_helpers import TORCH_CELLS, assert_same_gradients, torch_reference
+from nn_helpers import (
+    TORCH_CELLS,
+    assert_same_gradients,
+    assert_same_state,
+    bidirectional_by_hand,
+    torch_reference,
+    valid_mask,
+)
 
 DOUBLE = torch.float64
 
@@ -20,6 +28,19 @@ def test_reverse_padded_on_arange():
     out = reverse_padded(x, torch.tensor([4, 2]))
     assert out.squeeze(-1).tolist() == [[3, 2, 1, 0], [5, 4, 6, 7]]
     assert torch.equal(reverse_padded(out, torch.tensor([4, 2])), x)
+
+
+def test_reverse_padded_validates_lengths():
+    x = torch.arange(8.0).view(2, 4, 1)
+    with pytest.raises(TypeError, match="lengths must hold integers; got dtype float32"):
+        reverse_padded(x, torch.tensor([4.0, 2.0]))
+    with pytest.raises(ValueError, match=r"lengths must have shape \(B,\) = \(2,\), one length per sequence"):
+        reverse_padded(x, torch.tensor([4, 2, 1]))
+    with pytest.raises(ValueError, match=r"lengths must lie in \[1, T=4\]; got min 0, max 2"):
+        reverse_padded(x, torch.tensor([0, 2]))
+    with pytest.raises(ValueError, match=r"lengths must lie in \[1, T=4\]; got min 2, max 5"):
+        reverse_padded(x, torch.tensor([5, 2]))
+    assert reverse_padded(x, [4, 2]).squeeze(-1).tolist() == [[3, 2, 1, 0], [5, 4, 6, 7]]  # a list is fine
 
 
 @given(lengths=st.lists(st.integers(1, 6), min_size=1, max_size=4), extra=st.integers(0, 2))
@@ -156,40 +177,190 @@ def test_final_and_summary_equal_a_hand_written_step_loop():
         assert not torch.allclose(out[b, n - 1, 4:], h_b[0])
 
 
-def test_fused_module_finals_match_the_cell_loop():
+@pytest.mark.parametrize("grad", [False, True])
+def test_fused_module_finals_match_the_cell_loop(grad):
     torch.manual_seed(3)
     lstm = nn.LSTM(3, 4, batch_first=True).to(DOUBLE)
     cell = nn.LSTMCell(3, 4).to(DOUBLE)
     cell.load_state_dict({k.replace("_l0", ""): v for k, v in lstm.state_dict().items()})
     bi = Bidirectional(lstm, lstm)
     x = torch.randn(2, 5, 3, dtype=DOUBLE)
-    _, (final_fwd, final_bwd) = bi(x, torch.tensor([5, 2]))
+    with torch.set_grad_enabled(grad):
+        _, (final_fwd, final_bwd) = bi(x, torch.tensor([5, 2]))
+    assert final_fwd.h.shape == final_fwd.c.shape == (1, 2, 4)  # torch's (L, B, H)
     h, c = _step_loop(cell, x[1, :2])
-    torch.testing.assert_close(final_fwd[0][1], h[0])
-    torch.testing.assert_close(final_fwd[1][1], c[0])
-    h, _ = _step_loop(cell, x[1, :2].flip(0))
-    torch.testing.assert_close(final_bwd[0][1], h[0])
+    torch.testing.assert_close(final_fwd.h[0, 1], h[0])
+    torch.testing.assert_close(final_fwd.c[0, 1], c[0])
+    h, c = _step_loop(cell, x[1, :2].flip(0))
+    torch.testing.assert_close(final_bwd.h[0, 1], h[0])
+    torch.testing.assert_close(final_bwd.c[0, 1], c[0])
 
 
-def test_heterogeneous_directions():
-    bi = Bidirectional(nn.LSTM(3, 8, batch_first=True), nn.GRU(3, 5, batch_first=True))
-    x = torch.randn(2, 6, 3)
-    result = bi(x, torch.tensor([6, 3]))
-    assert result.output.shape == (2, 6, 13) and result.summary.shape == (2, 13)
-    result.output.sum().backward()
-    for module in (bi.forward_layer, bi.backward_layer):
-        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
-    stack = BiRNN(3, 8, backward_hidden_size=5, num_layers=2)
-    assert stack(x, torch.tensor([6, 3])).output.shape == (2, 6, 13)
+def _gradients(loss, modules):
+    parameters = [p for module in modules for p in module.parameters()]
+    return torch.autograd.grad(loss, parameters)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("grad", [False, True])
+def test_mixed_directions_equal_the_two_bare_modules(layers, grad):
+    """Bidirectional(nn.LSTM, nn.GRU) of different sizes: outputs, finals and gradients by value."""
+    torch.manual_seed(6)
+    forward = nn.LSTM(3, 8, num_layers=layers, batch_first=True).to(DOUBLE)
+    backward = nn.GRU(3, 5, num_layers=layers, batch_first=True).to(DOUBLE)
+    bi = Bidirectional(forward, backward)
+    x, lengths = torch.randn(3, 6, 3, dtype=DOUBLE), torch.tensor([6, 3, 1])
+    with torch.set_grad_enabled(grad):
+        result = bi(x, lengths)
+        expected, (final_fwd, final_bwd) = bidirectional_by_hand(
+            forward, backward, x, lengths, lambda f, b: torch.cat([f, b], dim=-1)
+        )
+    mask = valid_mask(lengths, 6)
+    assert result.output.shape == (3, 6, 13) and result.summary.shape == (3, 13)
+    torch.testing.assert_close(result.output * mask, expected * mask, atol=1e-12, rtol=0)
+    assert (result.output * (1 - mask)).abs().max() == 0  # zero at padding
+    assert isinstance(result.final.fwd, LSTMState) and result.final.fwd.h.shape == (layers, 3, 8)
+    assert_same_state(result.final.fwd, final_fwd, atol=1e-12, rtol=0)
+    assert_same_state(result.final.bwd, final_bwd, atol=1e-12, rtol=0)
+    summary = torch.cat([final_fwd[0][-1], final_bwd[-1]], dim=-1)
+    torch.testing.assert_close(result.summary, summary, atol=1e-12, rtol=0)
+    if grad:
+        weights = torch.randn(3, 6, 13, dtype=DOUBLE)
+        ours = (result.output * weights).sum() + result.final.fwd.c.square().sum() + result.summary.sum()
+        theirs = (expected * mask * weights).sum() + final_fwd[1].square().sum() + summary.sum()
+        for mine, reference in zip(_gradients(ours, bi.children()), _gradients(theirs, bi.children()), strict=True):
+            torch.testing.assert_close(mine, reference, atol=1e-12, rtol=0)
+
+
+def _suffix_sum(f, b):
+    """A merge that reads later time steps: out_t = Σ_{s >= t} f_s ⊙ b_s + 1 (padding must reach it as 0)."""
+    return (f * b).flip(1).cumsum(1).flip(1) + 1
+
+
+@pytest.mark.parametrize("merge", [None, lambda f, b: f - b, _suffix_sum], ids=["pair", "difference", "suffix-sum"])
+def test_merge_none_and_callables_equal_the_merge_by_hand(merge):
+    torch.manual_seed(7)
+    forward, backward = nn.GRU(3, 4, batch_first=True).to(DOUBLE), nn.GRU(3, 4, batch_first=True).to(DOUBLE)
+    x, lengths = torch.randn(3, 5, 3, dtype=DOUBLE), torch.tensor([5, 2, 4])
+    result = Bidirectional(forward, backward, merge=merge)(x, lengths)
+    expected, (final_fwd, final_bwd) = bidirectional_by_hand(forward, backward, x, lengths, merge)
+    mask = valid_mask(lengths, 5)
+    if merge is None:
+        assert isinstance(result.output, tuple)
+        for mine, theirs in zip(result.output, expected, strict=True):
+            torch.testing.assert_close(mine, theirs, atol=1e-12, rtol=0)  # zero at padding on both sides
+    else:
+        torch.testing.assert_close(result.output * mask, expected * mask, atol=1e-12, rtol=0)
+        assert (result.output * (1 - mask)).abs().max() == 0
+    torch.testing.assert_close(result.final.fwd, final_fwd, atol=1e-12, rtol=0)
+    torch.testing.assert_close(result.final.bwd, final_bwd, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("kernel", [None, *KERNELS])
+def test_birnn_callable_merge_equals_the_merge_by_hand(kernel):
+    torch.manual_seed(8)
+    concat = BiRNN(3, 4, cell="gru").to(DOUBLE)
+    merged = BiRNN(3, 4, cell="gru", merge=_suffix_sum).to(DOUBLE)
+    merged.load_state_dict(concat.state_dict())
+    concat.force_kernel = merged.force_kernel = kernel
+    x, lengths = torch.randn(3, 5, 3, dtype=DOUBLE), torch.tensor([5, 2, 4])
+    halves = concat(x, lengths).output  # zero at padding
+    expected = _suffix_sum(halves[..., :4], halves[..., 4:])
+    result = merged(x, lengths)
+    mask = valid_mask(lengths, 5)
+    torch.testing.assert_close(result.output * mask, expected * mask, atol=1e-12, rtol=0)
+    assert (result.output * (1 - mask)).abs().max() == 0
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("kernel", [None, *KERNELS])
+def test_birnn_lstm_finals_are_hx_for_nn_lstm(kernel, grad, layers):
+    torch.manual_seed(9)
+    batch, inputs, hidden = 3, 4, 5
+    model = BiRNN(inputs, hidden, num_layers=layers, cell="lstm").to(DOUBLE)
+    model.force_kernel = kernel
+    reference = nn.LSTM(inputs, hidden, num_layers=layers, bidirectional=True, batch_first=True).to(DOUBLE)
+    reference.load_state_dict(model.state_dict())
+    x, lengths = torch.randn(batch, 6, inputs, dtype=DOUBLE), torch.tensor([6, 2, 4])
+    with torch.set_grad_enabled(grad):
+        final = model(x, lengths).final
+    with torch.no_grad():
+        _, (h_n, c_n) = torch_reference(reference, x, lengths)
+    for state, direction in ((final.fwd, 0), (final.bwd, 1)):
+        assert type(state) is LSTMState and isinstance(state, tuple)
+        assert state.h.shape == state.c.shape == (layers, batch, hidden)
+        torch.testing.assert_close(state.h, h_n[direction::2], atol=1e-12, rtol=0)
+        torch.testing.assert_close(state.c, c_n[direction::2], atol=1e-12, rtol=0)
+    decoder = nn.LSTM(2, hidden, num_layers=layers, batch_first=True).to(DOUBLE)
+    y = torch.randn(batch, 3, 2, dtype=DOUBLE)
+    out, (h, c) = decoder(y, final.fwd)
+    expected, _ = decoder(y, (h_n[0::2].contiguous(), c_n[0::2].contiguous()))
+    assert out.shape == (batch, 3, hidden) and h.shape == c.shape == (layers, batch, hidden)
+    torch.testing.assert_close(out, expected, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("grad", [False, True])
+def test_bidirectional_lstm_finals_are_hx_for_nn_lstm(grad, layers):
+    torch.manual_seed(10)
+    bi = Bidirectional(nn.LSTM(4, 5, num_layers=layers, batch_first=True)).to(DOUBLE)
+    x, lengths = torch.randn(3, 6, 4, dtype=DOUBLE), torch.tensor([6, 2, 4])
+    with torch.set_grad_enabled(grad):
+        final = bi(x, lengths).final
+    _, (final_fwd, final_bwd) = bidirectional_by_hand(bi.forward_layer, bi.backward_layer, x, lengths, None)
+    assert type(final.fwd) is LSTMState and final.fwd.h.shape == final.fwd.c.shape == (layers, 3, 5)
+    assert_same_state(final.fwd, final_fwd, atol=1e-12, rtol=0)
+    assert_same_state(final.bwd, final_bwd, atol=1e-12, rtol=0)
+    decoder = nn.LSTM(2, 5, num_layers=layers, batch_first=True).to(DOUBLE)
+    y = torch.randn(3, 3, 2, dtype=DOUBLE)
+    out, (h, _) = decoder(y, final.fwd)
+    assert out.shape == (3, 3, 5) and h.shape == (layers, 3, 5)
+    torch.testing.assert_close(out, decoder(y, final_fwd)[0], atol=1e-12, rtol=0)
+    torch.testing.assert_close(decoder(y, final.bwd)[0], decoder(y, final_bwd)[0], atol=1e-12, rtol=0)
+    assert bi(x, lengths, initial=final).output.shape == (3, 6, 10)  # a final is also an initial state
+
+
+class _Seq2Seq(nn.Module):
+    """An encoder whose final states start a decoder: the finals as torch's own hx."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = nn.LSTM(2, 5, batch_first=True)
+
+    def forward(self, x, lengths, y):
+        final = self.encoder(x, lengths).final
+        return self.decoder(y, final.fwd)[0] + self.decoder(y, final.bwd)[0]
+
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("encoder", ["BiRNN", "Bidirectional"])
+def test_finals_as_hx_under_torch_compile(encoder, grad):
+    torch.manual_seed(11)
+    module = BiRNN(4, 5, cell="lstm") if encoder == "BiRNN" else Bidirectional(nn.LSTM(4, 5, batch_first=True))
+    model = _Seq2Seq(module)
+    x, lengths, y = torch.randn(3, 6, 4), torch.tensor([6, 2, 4]), torch.randn(3, 3, 2)
+    with torch.set_grad_enabled(grad):
+        expected = model(x, lengths, y)
+        compiled = torch.compile(model, backend="eager")  # graph capture; needs no C++ toolchain
+        torch.testing.assert_close(compiled(x, lengths, y), expected)
+
+
+def test_heterogeneous_stack_runs_per_direction():
+    torch.manual_seed(12)
+    stack = BiRNN(3, 8, backward_hidden_size=5, num_layers=2).to(DOUBLE)
+    x, lengths = torch.randn(2, 6, 3, dtype=DOUBLE), torch.tensor([6, 3])
+    result = stack(x, lengths)
     assert stack.kernel == "per-direction" and "different hidden sizes" in stack.explain()
-
-
-def test_merge_none_and_callable():
-    x = torch.randn(2, 4, 3)
-    pair = Bidirectional(nn.GRU(3, 4, batch_first=True), merge=None)(x).output
-    assert isinstance(pair, tuple) and pair[0].shape == (2, 4, 4)
-    out = Bidirectional(nn.GRU(3, 4, batch_first=True), merge=lambda f, b: f - b)(x).output
-    assert out.shape == (2, 4, 4)
+    assert result.output.shape == (2, 6, 13) and result.final.fwd.h.shape == (2, 2, 8)
+    for b, n in enumerate([6, 3]):  # each sequence alone: no padding at all
+        alone = stack(x[b : b + 1, :n])
+        torch.testing.assert_close(result.output[b, :n], alone.output[0], atol=1e-12, rtol=0)
+        ours, theirs = (*result.final.fwd, *result.final.bwd), (*alone.final.fwd, *alone.final.bwd)
+        for mine, reference in zip(ours, theirs, strict=True):
+            torch.testing.assert_close(mine[:, b], reference[:, 0], atol=1e-12, rtol=0)
+    assert result.output[1, 3:].abs().max() == 0
 
 
 def test_kernel_choice_is_explained():
@@ -228,7 +399,7 @@ def test_bad_input_names_the_argument():
         model(torch.randn(2, 5, 4))
     with pytest.raises(ValueError, match=r"lengths must have shape \(B,\) = \(2,\)"):
         model(torch.randn(2, 5, 3), torch.tensor([5]))
-    with pytest.raises(TypeError, match="lengths must be an integer tensor"):
+    with pytest.raises(TypeError, match="lengths must hold integers"):
         model(torch.randn(2, 5, 3), torch.tensor([5.0, 2.0]))
     with pytest.raises(ValueError, match=r"lengths must lie in \[1, T=5\]; got min 0"):
         model(torch.randn(2, 5, 3), torch.tensor([5, 0]))

@@ -8,10 +8,10 @@ from torch import nn
 
 from birnn.nn import BiRNN
 from birnn.nn.bilayer import BiLayerFunction, make_plan
+from birnn.spec import GATES
 from nn_helpers import assert_same_gradients, torch_reference
 
 DOUBLE = torch.float64
-GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 
 
 def test_plan_on_a_small_batch():

@@ -7,7 +7,9 @@ Every function takes log scores of a linear chain,
 and optional ``lengths`` (B,) in [1, T]; positions past ``lengths[b]`` never
 change a result for sequence b. All functions are differentiable (autograd),
 work in float32 and float64, and accept -inf scores (impossible starts,
-transitions or emissions) without producing NaN.
+transitions or emissions) without producing NaN. A sequence on which every
+path is impossible has log Z = -inf, marginals 0 everywhere, and a Viterbi
+score of -inf (with some path of valid states).
 
 Two implementations compute the same quantities:
 
@@ -15,8 +17,8 @@ Two implementations compute the same quantities:
 - ``"scan"``: an associative scan of depth ⌈log2 T⌉ over log-semiring matrix
   products, O(B T K³ log T) work (``birnn.dp.scan``).
 
-``method="auto"`` picks the scan when per-step overhead dominates, that is for
-chains of T >= 32 steps with B·K³ <= 128 (measured; see ``choose_method``).
+``method="auto"`` picks the scan when per-step overhead dominates
+(``choose_method``).
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ import torch
 
 from birnn.dp import scan as _scan
 from birnn.dp import sequential as _sequential
-from birnn.dp._inputs import check_chain, step_mask
-from birnn.dp.semiring import log_matmul, max_matmul
+from birnn.dp._inputs import check_chain
+from birnn.dp.semiring import finite_or_zero, log_matmul, max_matmul
+from birnn.spec import padding_mask
 
 __all__ = [
     "backward",
@@ -46,12 +49,10 @@ _METHODS = ("auto", "sequential", "scan")
 def choose_method(batch: int, steps: int, states: int) -> str:
     """Pick "scan" or "sequential" for a chain of the given size.
 
-    The sequential recursion costs about 85 µs of Python and kernel launches
-    per step and direction, whatever B and K; the scan costs ⌈log2 T⌉ batched
-    products over B·T·K³ numbers. Measured for ``marginals`` in float64 on
-    2 CPU cores (torch 2.13): B=1, K=2, T=1024: scan 10 ms, sequential 170 ms;
-    B=1, K=5, T=4096: 73 vs 692 ms; B=32, K=5, T=1024: 563 vs 210 ms;
-    B=1, K=32, T=256: 72 vs 46 ms. Hence: the scan when T >= 32 and B·K³ <= 128.
+    The sequential recursion pays a fixed cost of Python and kernel launches
+    per step, whatever B and K; the scan does ⌈log2 T⌉ batched products over
+    B·T·K³ numbers. The scan wins on long chains of little work per step:
+    T >= 32 and B·K³ <= 128 (figures in docs/performance.md).
     """
     return "scan" if steps >= 32 and batch * states**3 <= 128 else "sequential"
 
@@ -130,9 +131,17 @@ def marginals(
     lengths: torch.Tensor | None = None,
     method: str = "auto",
 ) -> torch.Tensor:
-    """Unary marginals p(h_t = k) = exp(log α_t(k) + log β_t(k) - log Z). -> (B, T, K), 0 at padding."""
+    """Unary marginals p(h_t = k) = exp(log α_t(k) + log β_t(k) - log Z). -> (B, T, K), 0 at padding.
+
+    0 everywhere on a sequence with log Z = -inf (no possible path), where log α + log β is -inf too.
+    """
     log_alpha, log_beta, log_z, _ = _forward_backward(log_start, log_trans, log_unary, lengths, method)
-    return torch.exp(log_alpha + log_beta - log_z[:, None, None])
+    return torch.exp(log_alpha + log_beta - _normaliser(log_z)[:, None, None])
+
+
+def _normaliser(log_z: torch.Tensor) -> torch.Tensor:
+    """log Z with -inf replaced by 0: an impossible sequence then gives exp(-inf - 0) = 0, not NaN."""
+    return finite_or_zero(log_z)
 
 
 def pairwise_marginals(
@@ -142,7 +151,8 @@ def pairwise_marginals(
     lengths: torch.Tensor | None = None,
     method: str = "auto",
 ) -> torch.Tensor:
-    """Pairwise marginals p(h_t = i, h_{t+1} = j). -> (B, T-1, K, K), 0 where t+1 is padding.
+    """Pairwise marginals p(h_t = i, h_{t+1} = j). -> (B, T-1, K, K), 0 where t+1 is padding
+    and on a sequence with log Z = -inf.
 
     ξ_t(i, j) = exp(log α_t(i) + log_trans[i, j] + log_unary[t+1, j] + log β_{t+1}(j) - log Z)
     """
@@ -151,9 +161,9 @@ def pairwise_marginals(
         log_alpha[:, :-1, :, None]
         + log_trans
         + (log_unary[:, 1:] + log_beta[:, 1:])[:, :, None, :]
-        - log_z[:, None, None, None]
+        - _normaliser(log_z)[:, None, None, None]
     )
-    valid = step_mask(lengths, log_unary.shape[1])[:, 1:, None, None]
+    valid = padding_mask(lengths, log_unary.shape[1])[:, 1:, None, None]
     return torch.where(valid, torch.exp(scores), torch.zeros_like(scores))
 
 

@@ -1,4 +1,4 @@
-"""Validation shared by the chain dynamic programmes (STYLE.md §10)."""
+"""Validation shared by the chain dynamic programmes: each error names the argument, what it expects and what came."""
 
 from __future__ import annotations
 
@@ -41,7 +41,3 @@ def check_chain(
     checked = check_lengths(lengths, batch, steps)
     return torch.as_tensor(checked, device=log_unary.device)
 
-
-def step_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
-    """lengths: (B,) -> (B, T) bool, True at valid positions t < lengths[b]."""
-    return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]

@@ -21,8 +21,8 @@ from collections.abc import Callable
 
 import torch
 
-from birnn.dp._inputs import step_mask
 from birnn.dp.semiring import log_matmul, logsumexp, max_matmul
+from birnn.spec import padding_mask
 
 Product = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -37,7 +37,7 @@ def step_matrices(
     matrices = torch.cat([first.unsqueeze(1), matrices[:, 1:]], dim=1)
     identity = torch.full((k, k), -torch.inf, dtype=log_unary.dtype, device=log_unary.device)
     identity.fill_diagonal_(0.0)
-    padding = ~step_mask(lengths, steps)
+    padding = ~padding_mask(lengths, steps)
     return torch.where(padding[..., None, None], identity, matrices)
 
 
@@ -72,7 +72,7 @@ def forward_backward(
     suffix = inclusive_scan(matrices[:, 1:], log_matmul, reverse=True)  # (B, T-1, K, K)
     log_beta_inner = logsumexp(suffix, dim=-1)  # ⊗ with the all-zero vector
     log_beta = torch.cat([log_beta_inner, torch.zeros_like(log_alpha[:, :1])], dim=1)
-    padding = ~step_mask(lengths, steps)[..., None]
+    padding = ~padding_mask(lengths, steps)[..., None]
     return log_alpha.masked_fill(padding, -torch.inf), log_beta.masked_fill(padding, -torch.inf), log_z
 
 
@@ -93,5 +93,5 @@ def viterbi(
     suffix = inclusive_scan(matrices[:, 1:], max_matmul, reverse=True)
     gamma = torch.cat([suffix.amax(dim=-1), torch.zeros_like(delta[:, :1])], dim=1)
     max_marginals = delta + gamma
-    paths = max_marginals.argmax(dim=-1).masked_fill(~step_mask(lengths, steps), 0)
+    paths = max_marginals.argmax(dim=-1).masked_fill(~padding_mask(lengths, steps), 0)
     return paths, max_marginals[:, 0].amax(dim=-1)

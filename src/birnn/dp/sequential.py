@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from birnn.dp._inputs import step_mask
 from birnn.dp.semiring import log_matvec, log_vecmat, logsumexp
+from birnn.spec import padding_mask
 
 
 def forward(
@@ -32,7 +32,7 @@ def forward(
     -> log_alpha: (B, T, K) (-inf at padding), log_z: (B,)
     """
     steps = log_unary.shape[1]
-    valid = step_mask(lengths, steps)  # (B, T)
+    valid = padding_mask(lengths, steps)  # (B, T)
     alpha = log_start + log_unary[:, 0]  # (B, K)
     alphas = [alpha]
     for t in range(1, steps):
@@ -53,7 +53,7 @@ def backward(log_trans: torch.Tensor, log_unary: torch.Tensor, lengths: torch.Te
     (-inf at padding).
     """
     batch, steps, k = log_unary.shape
-    valid = step_mask(lengths, steps)
+    valid = padding_mask(lengths, steps)
     beta = log_unary.new_zeros(batch, k)
     betas = [beta]
     for t in range(steps - 2, -1, -1):
@@ -77,7 +77,7 @@ def viterbi(
     -> paths: (B, T) int64 (0 at padding), scores: (B,) the best path's score.
     """
     batch, steps, _ = log_unary.shape
-    valid = step_mask(lengths, steps)
+    valid = padding_mask(lengths, steps)
     delta = log_start + log_unary[:, 0]  # (B, K)
     pointers = []
     for t in range(1, steps):

@@ -20,64 +20,20 @@ import torch
 from torch import nn
 
 from birnn.nn import kernels
-from birnn.nn.functional import (
-    Merge,
-    check_merge,
-    check_sequence_input,
-    last_valid,
-    lstm_cell_state,
-    merge_then_zero,
-    reversal_rows,
-    reverse_rows,
-)
+from birnn.nn.functional import Merge, check_sequence_input, merge_then_zero, reversal_rows, reverse_rows
+from birnn.nn.kernels import LSTMState
 from birnn.nn.recurrent import Recurrent
+from birnn.spec import cell_name, check_merge
 
-_CELLS = {nn.LSTM: "lstm", nn.GRU: "gru"}
-
-
-class LSTMState:
-    """An LSTM state (h, c) that unpacks like a pair; ``c`` may be computed on first access.
-
-    On varying lengths the fast padded path knows every h but not the final c;
-    ``c`` is then recomputed from the outputs (``lstm_cell_state``) only if asked for.
-    """
-
-    def __init__(self, h: torch.Tensor, c: torch.Tensor | None = None, compute_c: Any = None) -> None:
-        self.h = h
-        self._c = c
-        self._compute_c = compute_c
-
-    @property
-    def c(self) -> torch.Tensor:
-        if self._c is None:
-            self._c = self._compute_c()
-        return self._c
-
-    def __iter__(self):
-        yield self.h
-        yield self.c
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        if index in (0, -2):
-            return self.h
-        if index in (1, -1):
-            return self.c
-        raise IndexError(f"an LSTM state holds 2 tensors (h, c); got index {index}")
-
-    def __len__(self) -> int:
-        return 2
-
-    def __repr__(self) -> str:
-        return f"LSTMState(h={tuple(self.h.shape)}, c={'pending' if self._c is None else tuple(self._c.shape)})"
-
-
-def as_state(state: Any) -> Any:
-    """Kernel results (h, c) as an LSTMState; plain hidden states unchanged."""
-    return LSTMState(*state) if isinstance(state, tuple) else state
+__all__ = ["BiOutput", "Bidirectional", "Final", "LSTMState", "run_direction"]
 
 
 class Final(NamedTuple):
-    """Final states of the two directions; for LSTMs each is a pair (h, c)."""
+    """Final states of the two directions, each in its module's own convention (what it takes as initial state).
+
+    ``nn.RNN``/``nn.GRU``: (L, B, H); ``nn.LSTM`` and ``BiRNN(cell="lstm")``: ``LSTMState(h, c)`` of
+    (L, B, H) each; ``Recurrent(cell)``: the cell's state, e.g. (h, c) of (B, H) for ``nn.LSTMCell``.
+    """
 
     fwd: Any
     bwd: Any
@@ -96,14 +52,8 @@ class BiOutput(NamedTuple):
 
 
 def _top_hidden(state: Any) -> torch.Tensor:
-    h = state.h if isinstance(state, LSTMState) else state[0] if isinstance(state, tuple) else state
+    h = state[0] if isinstance(state, tuple) else state
     return h[-1] if h.dim() == 3 else h
-
-
-def _cell_name(module: nn.RNNBase) -> str:
-    if isinstance(module, nn.RNN):
-        return "rnn_" + module.nonlinearity
-    return _CELLS[type(module)]
 
 
 def _check_direction(module: nn.Module, name: str) -> None:
@@ -133,52 +83,30 @@ def _fresh_copy(module: nn.Module) -> nn.Module:
     return clone
 
 
-def _top_layer(state: Any) -> Any:
-    """(L, B, H) torch layout -> the top layer (B, H); pairs elementwise."""
-    if isinstance(state, tuple):
-        return tuple(s[-1] for s in state)
-    return state[-1]
-
-
 def run_direction(
     module: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None, initial: Any
 ) -> tuple[torch.Tensor, Any]:
     """Run one unidirectional module left to right. -> out (B, T, H), final state.
 
     ``out`` may hold anything at padding positions: the caller zeroes them after
-    the merge (``merge_then_zero``).
-
-    nn.RNNBase modules use torch's fused kernel on the padded batch: trailing
-    padding cannot reach valid steps, the final h is the output at lengths-1,
-    and an LSTM's final c is recomputed from the outputs when first accessed.
-    Packed input is used only for stacked LSTMs (whose lower layers' outputs,
-    needed to recompute c, stay inside the fused call): on CPU the padded call
-    is as fast or faster even in inference (B=64, T=50, lengths in [10, 50]:
-    LSTM H=128 6.9 ms padded vs 7.7 ms packed, H=64 2.9 vs 4.1 ms).
+    the merge (``merge_then_zero``). nn.RNNBase modules run torch's fused kernel
+    (``kernels.run_direction``) and return torch's final (L, B, H), a pair for LSTMs.
     """
     if isinstance(module, Recurrent):
         return module(x, initial, lengths)
-    cell = _cell_name(module)
-    layers, batch = module.num_layers, x.shape[0]
-    state = initial if initial is not None else kernels.zero_state(cell, layers, batch, module.hidden_size, x)
-    state = _with_layer_dim(state)
-    weights = module._flat_weights
-    args = (weights, layers, module.dropout, module.training, False)
-    if lengths is None or bool((lengths == x.shape[1]).all()):
-        out, final = kernels.run_padded(cell, x, state, *args)
-        return out, as_state(_top_layer(final))
-    if cell == "lstm" and layers > 1:
-        out, final = kernels.run_packed(cell, x, lengths, state, *args)
-        return out, as_state(_top_layer(final))
-    out, _ = kernels.run_padded(cell, x, state, *args)
-    h = last_valid(out, lengths)
-    if cell != "lstm":
-        return out, h
-    h0, c0 = state[0][0], state[1][0]
-    return out, LSTMState(h, compute_c=lambda: lstm_cell_state(x, out, h0, c0, weights, lengths))
+    cell = cell_name(module.mode.lower())
+    layers = module.num_layers
+    if initial is None:
+        state = kernels.zero_state(cell, layers, x.shape[0], module.hidden_size, x)
+    else:
+        state = _with_layer_dim(initial)
+    return kernels.run_direction(
+        cell, x, lengths, state, module._flat_weights, layers, module.dropout, module.training
+    )
 
 
 def _with_layer_dim(state: Any) -> Any:
+    """An initial state given per sequence (B, H) as torch's (1, B, H); pairs elementwise."""
     if isinstance(state, tuple):
         return tuple(_with_layer_dim(s) for s in state)
     return state.unsqueeze(0) if state.dim() == 2 else state
@@ -193,7 +121,8 @@ class Bidirectional(nn.Module):
     merge: "concat" | "sum" | "mul" | "ave" | None (return the pair) | callable.
 
     ``bi(x (B, T, I), lengths (B,) = None, initial=(fwd, bwd)) -> BiOutput``
-    with output (B, T, D), zero at padding.
+    with output (B, T, D), zero at padding, and ``Final(fwd, bwd)`` in each module's
+    own state convention, so that a final can be handed to the same kind of module.
     """
 
     def __init__(self, forward: nn.Module, backward: nn.Module | None = None, merge: Merge = "concat") -> None:
@@ -216,7 +145,7 @@ class Bidirectional(nn.Module):
         return self.forward_layer.input_size
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, initial: Any = None) -> BiOutput:
-        lengths = check_sequence_input(x, lengths, self.input_size)
+        lengths = check_sequence_input(x, lengths, self.input_size)  # None when all T
         initial_fwd, initial_bwd = (None, None) if initial is None else initial
         out_fwd, final_fwd = run_direction(self.forward_layer, x, lengths, initial_fwd)
         reversal = reversal_rows(lengths, x.shape[1])  # one index for both reversals

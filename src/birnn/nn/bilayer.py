@@ -21,6 +21,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from birnn.nn import bptt
+from birnn.spec import padding_mask
 
 
 class Plan(NamedTuple):
@@ -48,7 +49,7 @@ def make_plan(lengths: torch.Tensor | None, batch: int, steps: int, device: torc
     if lengths is None:
         lengths = torch.full((batch,), steps, dtype=torch.int64, device=device)
     sorted_lengths, order = torch.sort(lengths, descending=True, stable=True)
-    active = torch.arange(steps, device=device)[:, None] < sorted_lengths[None, :]  # (T, B)
+    active = padding_mask(sorted_lengths, steps).T  # (T, B)
     counts = active.sum(1)
     sizes = [n for n in counts.tolist() if n > 0]
     t, rank = active.nonzero(as_tuple=True)  # row-major: step by step, longest sequences first

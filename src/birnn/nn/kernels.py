@@ -8,25 +8,39 @@ weight_ih, weight_hh, bias_ih, bias_hh). Shapes: x (B, T, I); hidden states
 
 from __future__ import annotations
 
-import torch
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from typing import NamedTuple
 
-GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+import torch
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from birnn.nn.functional import last_valid, lstm_cell_state
+
 _OPS = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
 
-State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+class LSTMState(NamedTuple):
+    """An LSTM's state: hidden and cell state, each (L, B, H) (or (B, H) for one step).
+
+    A plain pair, so ``nn.LSTM`` accepts it as ``hx``.
+    """
+
+    h: torch.Tensor
+    c: torch.Tensor
+
+
+State = torch.Tensor | LSTMState
 
 
 def zero_state(cell: str, layers: int, batch: int, hidden: int, like: torch.Tensor) -> State:
     """Zero initial state (L·D, B, H), a pair (h, c) for LSTMs."""
     h = like.new_zeros(layers, batch, hidden)
-    return (h, h.clone()) if cell == "lstm" else h
+    return LSTMState(h, h.clone()) if cell == "lstm" else h
 
 
 def _split(cell: str, result: tuple) -> tuple[torch.Tensor, State]:
     if cell == "lstm":
         output, h, c = result
-        return output, (h, c)
+        return output, LSTMState(h, c)
     output, h = result
     return output, h
 
@@ -49,7 +63,7 @@ def run_padded(
 
 def _permute(state: State, index: torch.Tensor) -> State:
     if isinstance(state, tuple):
-        return tuple(s.index_select(1, index) for s in state)  # type: ignore[return-value]
+        return LSTMState(*(s.index_select(1, index) for s in state))
     return state.index_select(1, index)
 
 
@@ -76,6 +90,42 @@ def run_packed(
         packed.data, packed.batch_sizes, state, weights, has_biases, layers, dropout, training, bidirectional
     )
     data, final = _split(cell, result)
-    repacked = packed._replace(data=data)
+    repacked = PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
     output, _ = pad_packed_sequence(repacked, batch_first=True, total_length=x.shape[1])
     return output, _permute(final, packed.unsorted_indices)
+
+
+def run_direction(
+    cell: str,
+    x: torch.Tensor,
+    lengths: torch.Tensor | None,
+    state: State,
+    weights: list[torch.Tensor],
+    layers: int,
+    dropout: float,
+    training: bool,
+) -> tuple[torch.Tensor, State]:
+    """One direction left to right over a padded batch, with exact final states.
+
+    x: (B, T, I); lengths: (B,) int64 or None (all T); state: (L, B, H), a pair for LSTMs
+    -> out (B, T, H), anything at padding (callers zero it after the merge); final (L, B, H)
+    after each sequence's last valid step.
+
+    Trailing padding cannot reach a valid step, so one padded call gives every
+    valid output, and the final h is the output at lengths-1. Where the padded
+    call cannot give the finals, the packed one does: for stacked layers (the
+    lower layers' finals stay inside the fused call) and for an LSTM's cell state
+    in inference, where packing costs about what the padded call does. When
+    training one LSTM layer the padded kernel's backward is the cheaper one, and
+    c is recomputed from the outputs (``lstm_cell_state``).
+    """
+    args = (weights, layers, dropout, training, False)
+    if lengths is None:
+        return run_padded(cell, x, state, *args)
+    if layers > 1 or (cell == "lstm" and not torch.is_grad_enabled()):
+        return run_packed(cell, x, lengths, state, *args)
+    out, _ = run_padded(cell, x, state, *args)
+    h = last_valid(out, lengths).unsqueeze(0)  # (1, B, H)
+    if cell != "lstm":
+        return out, h
+    return out, LSTMState(h, lstm_cell_state(x, out, state[0][0], state[1][0], weights, lengths).unsqueeze(0))

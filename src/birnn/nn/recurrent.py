@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from birnn.nn.functional import check_sequence_input, padding_mask
+from birnn.nn.functional import check_sequence_input
+from birnn.spec import padding_mask
 
 
 def _output(state: Any) -> torch.Tensor:

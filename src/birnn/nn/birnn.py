@@ -18,14 +18,15 @@ Kernel choice per call (``explain()`` says which ran and why):
   one GEMM over all steps (``bilayer.py``, ``bptt.py``). Chosen for training
   GRUs and Elman RNNs (torch has no oneDNN kernel for them), for training
   LSTMs on varying lengths, for merges other than concat between layers, and
-  for Elman RNNs on varying lengths in inference.
-  Measured (1 thread, CPU time, B=64, T=50, I=100, H=128, lengths in [10, 50]):
-  1.42× torch's padded fused GRU and 1.43× its tanh RNN in training; LSTM
-  1.75× at B=128, T=100, H=512; but 0.83× oneDNN's LSTM on equal lengths;
+  for Elman RNNs on varying lengths in inference, where one loop that skips
+  the padding beats torch's packed kernel. Training an LSTM on equal lengths
+  uses oneDNN's fused kernel instead, which is faster there;
 - ``per-direction``: one fused call per layer and direction, the backward one
   on ``reverse_padded`` input — directions of different sizes, or varying
-  lengths with autograd off CPU. Final h is the output at lengths-1; an LSTM's
-  final c is recomputed from the outputs on first access (``lstm_cell_state``).
+  lengths with autograd off CPU (``kernels.run_direction``: exact finals,
+  an LSTM's c included).
+
+The figures behind these choices are in docs/performance.md.
 
 ``force_kernel`` (None or one of ``KERNELS``) overrides the choice, for tests
 and benchmarks.
@@ -33,39 +34,37 @@ and benchmarks.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import nn
 
 from birnn.nn import bilayer, kernels
-from birnn.nn.bidirectional import BiOutput, Final, LSTMState, as_state
+from birnn.nn.bidirectional import BiOutput, Final
 from birnn.nn.functional import (
     Merge,
-    check_merge,
     check_sequence_input,
-    last_valid,
-    lstm_cell_state,
     merge_directions,
     merge_then_zero,
-    merged_size,
     reversal_rows,
     reverse_rows,
+    zero_padding,
 )
+from birnn.nn.kernels import LSTMState
+from birnn.spec import DIRECTIONS, StackSpec
 
 KERNELS = ("fused", "fused-packed", "per-direction", "hand-bptt")
-CELLS = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh", "rnn_tanh": "rnn_tanh", "rnn_relu": "rnn_relu"}
 
 
 class BiRNN(nn.Module):
     """Bidirectional RNN/GRU/LSTM stack.
 
     ``BiRNN(input_size, hidden_size, num_layers=1, cell="lstm", merge="concat", dropout=0.0,
-    backward_hidden_size=None, bias=True)``; call ``(x (B, T, I), lengths (B,) = None,
-    initial=None) -> BiOutput(output (B, T, D), Final(fwd, bwd))`` where fwd and bwd are
-    (L, B, H) per direction (pairs (h, c) for LSTMs), the state after each sequence's
-    last valid step (forward) or its first step (backward).
+    backward_hidden_size=None, bias=True)``, validated by ``birnn.spec.StackSpec``; call
+    ``(x (B, T, I), lengths (B,) = None, initial=None) -> BiOutput(output (B, T, D), Final(fwd, bwd))``
+    where fwd and bwd are (L, B, H) per direction (``LSTMState(h, c)`` for LSTMs, which
+    ``nn.LSTM`` takes as ``hx``), the state after each sequence's last valid step (forward)
+    or its first step (backward).
     """
 
     def __init__(
@@ -80,51 +79,26 @@ class BiRNN(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}; got {cell!r}")
-        for name, value in (
-            ("input_size", input_size),
-            ("hidden_size", hidden_size),
-            ("num_layers", num_layers),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1); got {dropout}")
-        backward_hidden_size = hidden_size if backward_hidden_size is None else backward_hidden_size
-        check_merge(merge, hidden_size, backward_hidden_size)
-        if num_layers > 1 and merged_size(merge, hidden_size, backward_hidden_size) is None:
-            raise ValueError("stacked layers need merge 'concat', 'sum', 'mul' or 'ave' to size the next layer")
-        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.backward_hidden_size = backward_hidden_size
-        self.cell, self.merge, self.dropout, self.bias = CELLS[cell], merge, dropout, bias
-        gates = kernels.GATES[self.cell]
-        layer_input = input_size
-        for layer in range(num_layers):
-            for suffix, size in (("", hidden_size), ("_reverse", backward_hidden_size)):
-                self._add(f"weight_ih_l{layer}{suffix}", gates * size, layer_input)
-                self._add(f"weight_hh_l{layer}{suffix}", gates * size, size)
-                if bias:
-                    self._add(f"bias_ih_l{layer}{suffix}", gates * size)
-                    self._add(f"bias_hh_l{layer}{suffix}", gates * size)
-            layer_input = merged_size(merge, hidden_size, backward_hidden_size) or 0
+        spec = StackSpec.build(input_size, hidden_size, num_layers, cell, merge, dropout, backward_hidden_size, bias)
+        self.spec = spec
+        self.input_size, self.hidden_size, self.num_layers = spec.input_size, spec.hidden_size, spec.num_layers
+        self.backward_hidden_size = spec.backward_hidden_size
+        self.cell, self.merge, self.dropout, self.bias = spec.cell, spec.merge, spec.dropout, spec.bias
+        for name, shape in spec.parameter_shapes().items():
+            self.register_parameter(name, nn.Parameter(torch.empty(shape)))
         self.reset_parameters()
         self.kernel = "not run yet"
         self._reason = ""
         self.force_kernel: str | None = None
 
-    def _add(self, name: str, *shape: int) -> None:
-        self.register_parameter(name, nn.Parameter(torch.empty(*shape)))
-
     def reset_parameters(self) -> None:
-        """U(-1/√H, 1/√H) for every weight, as torch initialises its RNNs."""
+        """U(-1/√H, 1/√H) for every weight, H of its direction, as torch initialises its RNNs."""
         for name, parameter in self.named_parameters():
-            size = self.backward_hidden_size if name.endswith("_reverse") else self.hidden_size
-            nn.init.uniform_(parameter, -1 / math.sqrt(size), 1 / math.sqrt(size))
+            bound = self.spec.init_bound(name)
+            nn.init.uniform_(parameter, -bound, bound)
 
     def _weights(self, layer: int, suffix: str) -> list[torch.Tensor]:
-        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
-        return [getattr(self, f"{name}_l{layer}{suffix}") for name in names]
+        return [getattr(self, name) for name in self.spec.parameter_names(layer, suffix)]
 
     def explain(self) -> str:
         """Which kernel the last call used, and why a faster one was refused."""
@@ -162,7 +136,7 @@ class BiRNN(nn.Module):
         if self.cell in ("rnn_tanh", "rnn_relu"):
             return "hand-bptt", (
                 "an Elman RNN on varying lengths without autograd: one loop over both directions on the "
-                "sorted packed layout beats torch's packed kernel (B=64, T=50, H=128: 4.6 vs 5.7 ms)"
+                "sorted packed layout beats torch's packed kernel"
             )
         return "fused-packed", "varying lengths without autograd: packing skips the padding"
 
@@ -177,9 +151,7 @@ class BiRNN(nn.Module):
         return choice, f"forced by force_kernel={self.force_kernel!r}"
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, initial: Any = None) -> BiOutput:
-        lengths = check_sequence_input(x, lengths, self.input_size)
-        if lengths is not None and bool((lengths == x.shape[1]).all()):
-            lengths = None
+        lengths = check_sequence_input(x, lengths, self.input_size)  # None when all T
         self.kernel, self._reason = self._choose(lengths, x)
         if self.force_kernel is not None:
             self.kernel, self._reason = self._forced(lengths, x)
@@ -200,12 +172,14 @@ class BiRNN(nn.Module):
             output, final = self._hand_bptt(x, lengths, init_fwd, init_bwd)
         else:
             output, final = self._fused(x, lengths, init_fwd, init_bwd)
-        if self.merge != "concat":
+        if self.merge != "concat":  # the directions are zero at padding; a callable may write there
             output = merge_directions(self.merge, output[..., : self.hidden_size], output[..., self.hidden_size :])
+            if callable(self.merge):
+                output = zero_padding(output, lengths)
         return BiOutput(output, final)
 
     def _fused(self, x, lengths, init_fwd, init_bwd) -> tuple[torch.Tensor, Final]:
-        weights = [w for layer in range(self.num_layers) for s in ("", "_reverse") for w in self._weights(layer, s)]
+        weights = [w for layer in range(self.num_layers) for s in DIRECTIONS for w in self._weights(layer, s)]
         state = _interleave(init_fwd, init_bwd)
         args = (weights, self.num_layers, self.dropout, self.training, True)
         if lengths is None:
@@ -256,37 +230,26 @@ class BiRNN(nn.Module):
 
     def _direction(self, x, lengths, state, layer: int, suffix: str) -> tuple[torch.Tensor, Any]:
         """One layer, one direction. -> out (B, T, H) (anything at padding), final (1, B, H) or an LSTMState."""
-        weights = self._weights(layer, suffix)
-        args = (weights, 1, 0.0, self.training, False)
-        if lengths is None:
-            out, final = kernels.run_padded(self.cell, x, state, *args)
-            return out, as_state(final)
-        out, _ = kernels.run_padded(self.cell, x, state, *args)
-        h = last_valid(out, lengths).unsqueeze(0)
-        if self.cell != "lstm":
-            return out, h
-        h0, c0 = state[0][0], state[1][0]
-        return out, LSTMState(h, compute_c=lambda: lstm_cell_state(x, out, h0, c0, weights, lengths).unsqueeze(0))
+        return kernels.run_direction(self.cell, x, lengths, state, self._weights(layer, suffix), 1, 0.0, self.training)
 
 
 def _layer(state: Any, layer: int) -> Any:
     """The (1, B, H) slice of layer ``layer`` from an (L, B, H) state or a pair."""
-    if isinstance(state, (tuple, LSTMState)):
+    if isinstance(state, tuple):
         return tuple(s[layer : layer + 1].contiguous() for s in state)
     return state[layer : layer + 1].contiguous()
 
 
 def _stack_layers(finals: list[Any]) -> Any:
-    """Per-layer (1, B, H) finals -> (L, B, H); for LSTMs the c part stays pending until asked for."""
-    if isinstance(finals[0], LSTMState):
-        h = torch.cat([f.h for f in finals], dim=0)
-        return LSTMState(h, compute_c=lambda: torch.cat([f.c for f in finals], dim=0))
+    """Per-layer (1, B, H) finals -> (L, B, H); pairs elementwise."""
+    if isinstance(finals[0], tuple):
+        return LSTMState(*(torch.cat(parts, dim=0) for parts in zip(*finals, strict=True)))
     return torch.cat(finals, dim=0)
 
 
 def _interleave(fwd: Any, bwd: Any) -> Any:
     """(L, B, H) per direction -> torch's (L·2, B, H) layout [l0 fwd, l0 bwd, l1 fwd, ...]."""
-    if isinstance(fwd, (tuple, LSTMState)):
+    if isinstance(fwd, tuple):
         return tuple(_interleave(f, b) for f, b in zip(fwd, bwd, strict=True))
     return torch.stack([fwd, bwd], dim=1).reshape(-1, *fwd.shape[1:])
 
