@@ -78,13 +78,32 @@ def test_bad_input_names_the_argument():
         BiRNN(2, 3, backward_hidden_size=2, merge="sum")
     with pytest.raises(ValueError, match="cell must be one of"):
         BiRNN(2, 3, cell="conv")
+    for merge in (None, lambda f, b: f, "max"):
+        with pytest.raises(ValueError, match=r"merge must be one of \('concat', 'sum', 'mul', 'ave'\) in the NumPy"):
+            BiRNN(2, 3, merge=merge)
+    with pytest.raises(ValueError, match="num_layers must be a positive integer"):
+        BiRNN(2, 3, num_layers=0)
+
+
+def test_parameters_follow_the_spec():
+    """Names, shapes (torch's order) and U(-1/√H, 1/√H) initialisation come from birnn.spec."""
+    from birnn.spec import StackSpec
+
+    model = BiRNN(3, 4, num_layers=2, cell="gru", merge="concat", backward_hidden_size=2, seed=1)
+    spec = StackSpec.build(3, 4, 2, "gru", "concat", backward_hidden_size=2)
+    assert model.spec == spec
+    assert {name: p.shape for name, p in model.params.items()} == spec.parameter_shapes()
+    assert list(model.params) == list(spec.parameter_shapes())
+    for name, value in model.params.items():
+        assert np.abs(value).max() <= spec.init_bound(name), name
+    assert BiRNN(3, 4, bias=False).params.keys() == StackSpec.build(3, 4, bias=False).parameter_shapes().keys()
 
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("backward_size", [3, 2])
 def test_schedules_agree(cell, backward_size):
-    """Directions in lockstep on one thread == one thread per direction (outputs, finals, every gradient)."""
-    model = BiRNN(2, 3, num_layers=2, cell=cell, backward_hidden_size=backward_size, seed=4, schedule="lockstep")
+    """One direction after the other == one thread per direction (outputs, finals, every gradient)."""
+    model = BiRNN(2, 3, num_layers=2, cell=cell, backward_hidden_size=backward_size, seed=4, schedule="sequential")
     x, lengths = _x(batch=3, steps=5), np.array([5, 2, 4])
     out = model.forward(x, lengths)
     summary = model.summary()
@@ -106,10 +125,10 @@ def test_schedule_choice_and_blas_threads_restored(monkeypatch):
     from birnn.reference import schedule
 
     monkeypatch.setattr(schedule, "usable_cpus", lambda: 1)
-    assert BiRNN(2, 3).schedule == "lockstep"
+    assert BiRNN(2, 3).schedule == "sequential"
     monkeypatch.setattr(schedule, "usable_cpus", lambda: 2)
     assert BiRNN(2, 3).schedule == "threads"
-    with pytest.raises(ValueError, match=r"schedule must be None or one of \('threads', 'lockstep'\); got 'fast'"):
+    with pytest.raises(ValueError, match=r"schedule must be None or one of \('threads', 'sequential'\); got 'fast'"):
         BiRNN(2, 3, schedule="fast")
     before = [pool["num_threads"] for pool in threadpool_info()]
     model = BiRNN(2, 3, schedule="threads")
@@ -132,8 +151,9 @@ def test_input_grad_false_skips_dx_only():
 def test_float32_stays_float32_through_backward():
     model = BiRNN(2, 3, num_layers=2, dtype=np.float32)
     out = model.forward(_x(), np.array([4, 2]))
-    cached = [a for layer in model._cache["layers"] for c in layer[1].values() for s in c.steps for a in s[:3]]
-    assert {a.dtype for a in cached} == {np.dtype(np.float32)}
+    caches = [c for _, layer in model._cache["layers"] for c in layer.values()]
+    cached = [a for c in caches for step in c.steps for a in step if isinstance(a, np.ndarray)]
+    assert {a.dtype for a in cached} | {c.h.dtype for c in caches} == {np.dtype(np.float32)}
     dx, grads = model.backward(np.ones_like(out))
     assert dx.dtype == np.float32 and {g.dtype for g in grads.values()} == {np.dtype(np.float32)}
 
@@ -147,3 +167,11 @@ def test_inference_without_cache():
     np.testing.assert_array_equal(model.summary(), summary)
     with pytest.raises(RuntimeError, match="keep_cache=True"):
         model.backward(np.ones_like(out))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gradcheck_without_bias(cell):
+    model = BiRNN(2, 2, cell=cell, bias=False, seed=2)
+    errors = gradcheck(model, _x(), np.array([4, 2]))
+    assert set(errors) == {"weight_ih_l0", "weight_hh_l0", "weight_ih_l0_reverse", "weight_hh_l0_reverse", "x"}
+    assert max(errors.values()) < 1e-6, errors

@@ -5,18 +5,17 @@ Layer l, for the forward (→) and backward (←) direction, each with its own p
     →H = run(X_l),   ←H = reverse_padded(run(reverse_padded(X_l)))
     X_{l+1} = merge(→H, ←H)      concat [→H ; ←H] | sum →H + ←H | mul →H ⊙ ←H | ave (→H + ←H)/2
 
-The two runs are independent until the merge. ``schedule`` says how they share
-the machine (schedule.py): "threads" runs each on its own thread (D = 1 each),
-"lockstep" advances both in the same loop, stacked on a direction axis D = 2
-(``layer.directions_forward``); with different sizes Hf ≠ Hb "lockstep" runs
-them one after the other.
+``run`` is ``layer.direction_forward``; the two runs are independent until the
+merge, and ``schedule`` (schedule.py) decides whether they share the CPU as two
+threads or run one after the other.
 
 Backward through the merge (dM the gradient of the merged output):
 
     concat: d→H, d←H = split(dM)   sum: dM, dM   mul: dM ⊙ ←H, dM ⊙ →H   ave: dM/2, dM/2
 
 and through the reversal, which is its own inverse: d(input of ←) = reverse_padded(dx of ←).
-Parameters are keyed by torch's names (``weight_ih_l0``, ``bias_hh_l1_reverse``, …).
+Parameters are keyed by torch's names (``weight_ih_l0``, ``bias_hh_l1_reverse``, …) and
+shaped and initialised as ``birnn.spec.StackSpec`` says.
 """
 
 from __future__ import annotations
@@ -26,14 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from birnn.reference.cells import GATES
 from birnn.reference.inputs import check_input
-from birnn.reference.layer import directions_backward, directions_forward, reverse_padded
-from birnn.reference.schedule import check_schedule, elementwise_turn, run_jobs
+from birnn.reference.layer import direction_backward, direction_forward, reverse_padded
+from birnn.reference.schedule import check_schedule, run_directions
+from birnn.spec import DIRECTIONS, MERGES, StackSpec, padding_mask
 
-CELLS = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh", "rnn_tanh": "rnn_tanh", "rnn_relu": "rnn_relu"}
-MERGES = ("concat", "sum", "mul", "ave")
-_TORCH_NAMES = {"w_ih": "weight_ih", "w_hh": "weight_hh", "b_ih": "bias_ih", "b_hh": "bias_hh"}
+_SHORT = ("w_ih", "w_hh", "b_ih", "b_hh")  # spec.WEIGHT_NAMES, as the math (layer.py) calls them
 
 
 def _merge(merge: str, fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
@@ -64,7 +61,8 @@ class BiRNN:
     ``input_grad=False`` skips dx (None), as torch does for an input that needs no gradient.
     ``model.summary()`` is [→h after x[b, len-1] ; ←h after x[b, 0]] of the top layer,
     and ``backward(dout, d_summary=...)`` accepts its gradient too.
-    ``schedule``: "threads" | "lockstep" | None (chosen by the number of usable CPUs; schedule.py).
+    ``merge`` is one of ``spec.MERGES`` (no pair, no callable: the backward pass is written out).
+    ``schedule``: "threads" | "sequential" | None (chosen by the number of usable CPUs; schedule.py).
     """
 
     def __init__(
@@ -80,61 +78,36 @@ class BiRNN:
         seed: int | np.random.Generator | None = 0,
         schedule: str | None = None,
     ) -> None:
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}; got {cell!r}")
-        if merge not in MERGES:
-            raise ValueError(f"merge must be one of {MERGES}; got {merge!r}")
-        for name, value in (
-            ("input_size", input_size),
-            ("hidden_size", hidden_size),
-            ("num_layers", num_layers),
-        ):
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        backward_hidden_size = hidden_size if backward_hidden_size is None else backward_hidden_size
-        if merge != "concat" and backward_hidden_size != hidden_size:
-            raise ValueError(
-                f"merge={merge!r} needs directions of equal size; got {hidden_size} and {backward_hidden_size}"
-            )
-        self.cell, self.merge, self.bias = CELLS[cell], merge, bias
+        if not isinstance(merge, str) or merge not in MERGES:
+            raise ValueError(f"merge must be one of {MERGES} in the NumPy engine; got {merge!r}")
+        self.spec = StackSpec.build(
+            input_size, hidden_size, num_layers, cell, merge, backward_hidden_size=backward_hidden_size, bias=bias
+        )
+        self.cell, self.merge, self.bias = self.spec.cell, merge, self.spec.bias
+        self.input_size, self.num_layers = self.spec.input_size, self.spec.num_layers
+        self.sizes = {suffix: self.spec.direction_size(suffix) for suffix in DIRECTIONS}
         self.schedule = check_schedule(schedule)
-        self.input_size, self.num_layers = input_size, num_layers
-        self.sizes = {"": hidden_size, "_reverse": backward_hidden_size}
         self.dtype = np.dtype(dtype)
         rng = np.random.default_rng(seed)
-        gates = GATES[self.cell]
         self.params: dict[str, np.ndarray] = {}
-        layer_input = input_size
-        for layer in range(num_layers):
-            for suffix, size in self.sizes.items():
-                bound = 1 / np.sqrt(size)
-                shapes = {"weight_ih": (gates * size, layer_input), "weight_hh": (gates * size, size)}
-                if bias:
-                    shapes |= {"bias_ih": (gates * size,), "bias_hh": (gates * size,)}
-                for name, shape in shapes.items():
-                    self.params[f"{name}_l{layer}{suffix}"] = rng.uniform(-bound, bound, shape).astype(self.dtype)
-            layer_input = hidden_size + backward_hidden_size if merge == "concat" else hidden_size
+        for name, shape in self.spec.parameter_shapes().items():
+            bound = self.spec.init_bound(name)
+            self.params[name] = rng.uniform(-bound, bound, shape).astype(self.dtype)
         self._cache: dict[str, Any] | None = None
 
     @property
     def output_size(self) -> int:
-        return sum(self.sizes.values()) if self.merge == "concat" else self.sizes[""]
+        return self.spec.output_size
+
+    def _direction_names(self, layer: int, suffix: str) -> dict[str, str]:
+        """{w_ih: "weight_ih_l{layer}{suffix}", …}; without biases only the weights."""
+        return dict(zip(_SHORT, self.spec.parameter_names(layer, suffix), strict=False))
 
     def _direction_params(self, layer: int, suffix: str) -> dict[str, np.ndarray]:
-        w_ih = self.params[f"weight_ih_l{layer}{suffix}"]
-        zeros = np.zeros(w_ih.shape[0], dtype=self.dtype)
-        return {
-            "w_ih": w_ih,
-            "w_hh": self.params[f"weight_hh_l{layer}{suffix}"],
-            "b_ih": self.params.get(f"bias_ih_l{layer}{suffix}", zeros),
-            "b_hh": self.params.get(f"bias_hh_l{layer}{suffix}", zeros),
-        }
-
-    def _groups(self) -> list[tuple[str, ...]]:
-        """Directions advanced together: both in lockstep when their sizes are equal, else one per job."""
-        if self.schedule == "lockstep" and self.sizes[""] == self.sizes["_reverse"]:
-            return [("", "_reverse")]
-        return [("",), ("_reverse",)]
+        """{w_ih, w_hh, b_ih, b_hh} of one direction; zero biases when the model has none."""
+        params = {short: self.params[name] for short, name in self._direction_names(layer, suffix).items()}
+        zeros = np.zeros(params["w_hh"].shape[0], dtype=self.dtype)
+        return {"b_ih": zeros, "b_hh": zeros} | params
 
     def _zero_state(self, batch: int, size: int) -> tuple[np.ndarray, ...]:
         h = np.zeros((batch, size), dtype=self.dtype)
@@ -150,44 +123,33 @@ class BiRNN:
         """
         x, lengths = check_input(x, lengths, self.input_size, self.dtype)
         batch, steps, _ = x.shape
-        valid = np.arange(steps)[:, None] < lengths[None, :]  # (T, B)
+        valid = padding_mask(lengths, steps)  # (B, T)
+        initial = initial or {}
         layers, finals = [], {}
         layer_input = x
         for layer in range(self.num_layers):
             seen = {"": layer_input, "_reverse": reverse_padded(layer_input, lengths)}  # (B, T, I) each
-            groups = self._groups()
             jobs = [
-                partial(self._forward_group, group, layer, seen, valid, initial or {}, keep_cache) for group in groups
+                partial(
+                    direction_forward,
+                    self.cell,
+                    seen[suffix],
+                    valid,
+                    initial.get((layer, suffix)) or self._zero_state(batch, self.sizes[suffix]),
+                    self._direction_params(layer, suffix),
+                    keep_cache,
+                )
+                for suffix in DIRECTIONS
             ]
             outs, caches = {}, {}
-            for group, (group_outs, group_finals, cache) in zip(groups, run_jobs(self.schedule, jobs), strict=True):
-                outs |= group_outs
-                finals |= group_finals
-                caches[group] = cache
+            for suffix, (out, final, cache) in zip(DIRECTIONS, run_directions(self.schedule, jobs), strict=True):
+                outs[suffix], finals[(layer, suffix)], caches[suffix] = out, final, cache
             outs["_reverse"] = reverse_padded(outs["_reverse"], lengths)
             layers.append((outs, caches))
             layer_input = _merge(self.merge, outs[""], outs["_reverse"])
         self._cache = {"layers": layers, "lengths": lengths, "finals": finals, "shape": (batch, steps)}
         self._cache["backward_ready"] = keep_cache
         return layer_input
-
-    def _forward_group(self, group, layer, seen, valid, initial, keep_cache):
-        """Run the directions in ``group`` (suffixes) of ``layer`` together.
-
-        -> their outputs {suffix: (B, T, H)}, finals {(layer, suffix): state}, cache.
-        """
-        batch = valid.shape[1]
-        x_group = np.stack([seen[suffix] for suffix in group]).transpose(0, 2, 1, 3)  # (D, T, B, I) time-major
-        size = self.sizes[group[0]]
-        starts = [initial.get((layer, suffix)) or self._zero_state(batch, size) for suffix in group]
-        start = tuple(np.stack(parts) for parts in zip(*starts, strict=True))  # each (D, B, H)
-        params = [self._direction_params(layer, suffix) for suffix in group]
-        out, final, cache = directions_forward(
-            self.cell, np.ascontiguousarray(x_group), valid, start, params, keep_cache
-        )
-        outs = {suffix: out[d].transpose(1, 0, 2) for d, suffix in enumerate(group)}  # (B, T, H)
-        finals = {(layer, suffix): tuple(s[d] for s in final) for d, suffix in enumerate(group)}
-        return outs, finals, cache
 
     def finals(self) -> dict[tuple[int, str], tuple[np.ndarray, ...]]:
         """Final states of the last forward call, keyed by (layer, "" or "_reverse")."""
@@ -205,7 +167,8 @@ class BiRNN:
     ) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
         """Backpropagation through the whole stack. d_out: (B, T, D) -> dx (B, T, I), {name: gradient}.
 
-        input_grad=False: dx is not computed (one GEMM per direction less) and None is returned.
+        d_summary: (B, Hf + Hb), the gradient of ``summary()``.
+        input_grad=False: dx is not computed (one matrix product per direction less) and None is returned.
         """
         if self._cache is None:
             raise RuntimeError("call forward before backward")
@@ -223,40 +186,38 @@ class BiRNN:
             outs, caches = layers[layer]
             d_fwd, d_bwd = _merge_backward(self.merge, d_merged, outs[""], outs["_reverse"])
             d_seen = {"": d_fwd, "_reverse": reverse_padded(d_bwd, lengths)}  # (B, T, H) each
-            groups = list(caches)  # as the forward pass ran them
             needs_dx = input_grad or layer > 0
             jobs = [
-                partial(self._backward_group, group, layer, d_seen, caches[group], d_summary, needs_dx)
-                for group in groups
+                partial(
+                    direction_backward,
+                    self.cell,
+                    d_seen[suffix],
+                    self._final_gradient(layer, suffix, batch, d_summary),
+                    caches[suffix],
+                    self._direction_params(layer, suffix),
+                    needs_dx,
+                )
+                for suffix in DIRECTIONS
             ]
-            d_input = 0.0 if needs_dx else None
-            for group, (dx, direction_grads) in zip(groups, run_jobs(self.schedule, jobs), strict=True):
-                for d, suffix in enumerate(group):
-                    if needs_dx:
-                        dx_d = dx[d].transpose(1, 0, 2)  # (B, T, I)
-                        d_input = d_input + (dx_d if suffix == "" else reverse_padded(dx_d, lengths))
-                    for short, name in _TORCH_NAMES.items():
-                        key = f"{name}_l{layer}{suffix}"
-                        if key in self.params:
-                            grads[key] = direction_grads[d][short]
-            d_merged = d_input
+            results = run_directions(self.schedule, jobs)
+            for suffix, (_, direction_grads, _) in zip(DIRECTIONS, results, strict=True):
+                for short, name in self._direction_names(layer, suffix).items():
+                    grads[name] = direction_grads[short]
+            if needs_dx:
+                (dx_fwd, _, _), (dx_bwd, _, _) = results
+                d_merged = dx_fwd + reverse_padded(dx_bwd, lengths)
+            else:
+                d_merged = None
         return d_merged, grads
 
-    def _backward_group(self, group, layer, d_seen, cache, d_summary, input_grad):
-        """BPTT of the directions in ``group`` of ``layer``. -> dx (D, T, B, I), their parameter gradients."""
-        size = self.sizes[group[0]]
-        batch = d_seen[""].shape[0]
-        d_final = tuple(np.zeros((len(group), *s.shape), self.dtype) for s in self._zero_state(batch, size))
-        if d_summary is not None and layer == self.num_layers - 1:
-            d_top = {"": d_summary[:, : self.sizes[""]], "_reverse": d_summary[:, self.sizes[""] :]}
-            for d, suffix in enumerate(group):
-                d_final[0][d] = d_top[suffix]
-        d_group = np.stack([d_seen[suffix] for suffix in group]).transpose(0, 2, 1, 3)  # (D, T, B, H)
-        params = [self._direction_params(layer, suffix) for suffix in group]
-        dx, direction_grads, _ = directions_backward(
-            self.cell, d_group, d_final, cache, params, input_grad, elementwise_turn(self.schedule)
-        )
-        return dx, direction_grads
+    def _final_gradient(self, layer: int, suffix: str, batch: int, d_summary: np.ndarray | None):
+        """Gradient of a direction's final state: its part of d_summary at the top layer, else zero."""
+        d_final = self._zero_state(batch, self.sizes[suffix])
+        if d_summary is None or layer != self.num_layers - 1:
+            return d_final
+        forward_size = self.sizes[""]
+        d_h = d_summary[:, :forward_size] if suffix == "" else d_summary[:, forward_size:]
+        return (np.asarray(d_h, dtype=self.dtype), *d_final[1:])
 
     # ----- conversion to and from torch (imported lazily) --------------------------------------
     @classmethod

@@ -1,4 +1,4 @@
-"""Validation of what users hand to the NumPy engine (STYLE.md §10)."""
+"""Validation of what users hand to the NumPy engine: errors name the argument, the expectation and what came."""
 
 from __future__ import annotations
 

@@ -1,31 +1,18 @@
-"""How the directions of a layer share the machine: one thread each, or in lockstep on one.
+"""How the two directions of a layer share the CPU: one thread each, or one after the other.
 
-The two directions of a bidirectional layer do not meet until the merge, so
-their loops can run at the same time. NumPy gives two ways to use that:
+The directions of a bidirectional layer do not meet until the merge, so the
+layer hands them here as two independent jobs (calls of ``layer.direction_forward``
+or ``layer.direction_backward``), and the math knows nothing of how they run:
 
-- ``"threads"``: each direction runs its own loop (D = 1) on its own thread,
-  with BLAS limited to one thread. NumPy releases the GIL inside every ufunc and
-  matrix product, so the two loops overlap; the elementwise work (single-threaded
-  in NumPy) then uses both cores too, not only the matrix products.
-  In backpropagation through time the two threads take turns for the small
-  elementwise calls of a step (the lock ``elementwise_turn`` returns) and run
-  their matrix products outside it, so one thread's product overlaps the
-  other's elementwise work; otherwise the threads hand Python's GIL to each
-  other at every one of a step's 15–20 small calls, and each handoff costs
-  microseconds. The forward pass does not take turns: its elementwise part
-  (σ, tanh) takes as long as the product or longer, and turns would serialise
-  it. Measured, LSTM train step at B=64 T=50 I=100 H=128: turns in BPTT only
-  44.8 ms (float32) and 93.1 ms (float64); no turns 47.5 and 93.8; turns in
-  both passes 45.7 and 101.3 (and float64 inference 20% slower).
-- ``"lockstep"``: one thread advances both directions together (D = 2), one
-  batched matrix product per step for both (``layer.directions_forward``):
-  half the Python overhead per step, best on one core. Directions of
-  different sizes cannot share a batched product and run one after the other.
+- ``"threads"``: each direction on its own thread, with the BLAS library held to
+  one thread meanwhile. NumPy releases Python's GIL inside its ufuncs and matrix
+  products, so the two loops overlap, the elementwise work of the cells included,
+  which NumPy itself would run on one core.
+- ``"sequential"``: one direction after the other on the calling thread, BLAS
+  using as many threads as it is configured to.
 
-Measured (float32, LSTM layer forward + BPTT, B=32 T=35 I=512 H=256 and B=64
-T=50 I=100 H=128): on 2 cores "threads" takes 0.80–0.93× the time of
-"lockstep" with a 2-thread BLAS; on 1 core "lockstep" is 0.94–1.07× of "threads".
-``default_schedule`` therefore picks "threads" when at least two CPUs are usable.
+``default_schedule`` picks "threads" when the process may use two or more CPUs.
+Both schedules run the same functions on the same arrays: the results are identical.
 """
 
 from __future__ import annotations
@@ -34,14 +21,12 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 from typing import TypeVar
 
-SCHEDULES = ("threads", "lockstep")
+SCHEDULES = ("threads", "sequential")
 Result = TypeVar("Result")
-_THREADED = threading.Lock()
-_ELEMENTWISE = threading.Lock()
+_THREADED = threading.Lock()  # the BLAS thread limit is process-wide: one threaded run at a time
 
 
 def usable_cpus() -> int:
@@ -52,8 +37,8 @@ def usable_cpus() -> int:
 
 
 def default_schedule() -> str:
-    """ "threads" with two or more usable CPUs, else "lockstep"."""
-    return "threads" if usable_cpus() >= 2 else "lockstep"
+    """ "threads" with two or more usable CPUs, else "sequential"."""
+    return "threads" if usable_cpus() >= 2 else "sequential"
 
 
 def check_schedule(schedule: str | None) -> str:
@@ -63,11 +48,6 @@ def check_schedule(schedule: str | None) -> str:
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be None or one of {SCHEDULES}; got {schedule!r}")
     return schedule
-
-
-def elementwise_turn(schedule: str) -> AbstractContextManager:
-    """What a direction holds around a BPTT step's elementwise parts: a lock shared by the threads under "threads"."""
-    return _ELEMENTWISE if schedule == "threads" else nullcontext()
 
 
 @cache
@@ -82,10 +62,10 @@ def _blas():
     return ThreadpoolController()
 
 
-def run_jobs(schedule: str, jobs: Sequence[Callable[[], Result]]) -> list[Result]:
-    """Run independent jobs: concurrently under "threads" (BLAS on one thread each), else in order."""
+def run_directions(schedule: str, jobs: Sequence[Callable[[], Result]]) -> list[Result]:
+    """Run independent jobs and return their results in order: concurrently under "threads", else in turn."""
     if schedule != "threads" or len(jobs) < 2:
         return [job() for job in jobs]
-    with _THREADED, _blas().limit(limits=1, user_api="blas"):  # one threaded run at a time: the limit is global
+    with _THREADED, _blas().limit(limits=1, user_api="blas"):
         futures = [_pool().submit(job) for job in jobs]
         return [future.result() for future in futures]
