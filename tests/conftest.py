@@ -14,3 +14,9 @@ settings.register_profile("ci", max_examples=25, deadline=None, suppress_health_
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# pytest-xdist runs one worker per core: one torch thread each keeps them from spinning against each other
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import torch
+
+    torch.set_num_threads(1)
