@@ -60,7 +60,7 @@ def test_column_reader_treats_whitespace_lines_as_breaks(tmp_path):
         read_columns(tmp_path / "missing.conll")
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "ud_english_ewt").is_dir(), reason="shared corpora not present")
+@pytest.mark.skipif(not (SHARED_DATA / "ud_english_ewt").is_dir(), reason="no shared corpora")
 def test_real_corpora_counts_match_their_documentation():
     dev = read_tagged(SHARED_DATA / "ud_english_ewt" / "en_ewt-ud-dev.conllu.gz")
     assert (len(dev), sum(len(t) for t, _ in dev)) == (2001, 25147)
@@ -93,8 +93,12 @@ def test_registry_checks_the_checksum_and_never_uses_a_bad_file(tmp_path, monkey
         resolve("timemachine")
     with pytest.raises(FileNotFoundError, match="not a known dataset name"):
         resolve("no-such-corpus")
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "timemachine" / "timemachine.txt").is_file(), reason="no shared corpora")
+def test_registry_accepts_the_real_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("BIRNN_DATA", str(tmp_path))
     real = SHARED_DATA / "timemachine" / "timemachine.txt"
-    if real.is_file():
-        assert sha1_of(real) == NAMED["timemachine"].sha1
-        (tmp_path / "timemachine.txt").write_bytes(real.read_bytes())
-        assert resolve("timemachine") == tmp_path / "timemachine.txt"
+    assert sha1_of(real) == NAMED["timemachine"].sha1
+    (tmp_path / "timemachine.txt").write_bytes(real.read_bytes())
+    assert resolve("timemachine") == tmp_path / "timemachine.txt"
