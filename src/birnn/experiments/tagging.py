@@ -76,7 +76,7 @@ def run_tagger(
     trainer = Trainer(task, task.encode(train, str(run.train_file)), dev_examples, run.train, out,
                       progress=progress, on_epoch=lambda epoch, row: log(epoch_line(epoch, row)))
     summary = trainer.fit(resume=resume)
-    result: dict[str, Any] = {"best_dev": summary["best_dev"], "monitor": run.train.monitor, "test": None}
+    result: dict[str, Any] = {"best_dev": summary["best_dev"], "monitor": trainer.monitor, "test": None}
     if test_examples is not None and distributed.is_main():
         result["test"] = evaluate(load_task(out), test_examples)
     return result
