@@ -44,8 +44,10 @@ def test_two_plus_two_epochs_equal_four(tmp_path):
         task, train, dev, TrainConfig(**{**CONFIG.to_dict(), "epochs": 2}), tmp_path / "split", progress=False
     ).fit()
     task, train, dev = _setup()  # a fresh process would start from scratch too
-    trainer = Trainer(task, train, dev, CONFIG, tmp_path / "split", progress=False)
+    notices = []
+    trainer = Trainer(task, train, dev, CONFIG, tmp_path / "split", progress=False, log=notices.append)
     trainer.fit(resume=True)
+    assert notices == [f"resuming {tmp_path / 'split'} with epochs 2 -> 4"]
     for name, value in _weights(task).items():
         assert torch.equal(value, expected[name]), name
     rows = (tmp_path / "split" / "metrics.csv").read_text().splitlines()
@@ -120,7 +122,7 @@ def test_damaged_checkpoints_give_clear_errors(tmp_path):
         ckpt.read_state(tmp_path / "checkpoint")
     with pytest.raises(CheckpointError, match="no checkpoint here"):
         ckpt.read_state(tmp_path / "nothing")
-    other = TaggingTask(TaggerConfig(hidden=3), task.words, task.tags)
+    other = TaggingTask.for_data(TaggerConfig(hidden=3), tagged_sentences(80))
     with pytest.raises(CheckpointError, match="weights do not fit the model"):
         ckpt.load(tmp_path / "best", other.model)
 

@@ -9,17 +9,26 @@ carries its state across batches resets it there).
 
 Progress bars are drawn only on a terminal; a redirected log gets the one line
 per epoch that ``on_epoch`` prints.
+
+A fit holds an exclusive lock on its run directory (``run_dir/.lock``, an ``flock`` that the
+kernel drops when the process dies, so a killed run never leaves a stale lock); a second fit on
+the same directory raises RunLocked. Every file it writes is replaced atomically.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import math
-import shutil
+import os
+import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,12 +56,52 @@ class RunExists(ValueError):
     """The run directory already holds a run that neither resume nor overwrite was asked for."""
 
 
+class RunLocked(ValueError):
+    """Another training (this process or another) holds the run directory."""
+
+
+class ResumeMismatch(ValueError):
+    """``resume`` with a training setting that cannot change in the middle of a run."""
+
+
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss or the weights became NaN or infinite; the last good checkpoint is kept."""
+
+
+# A resumed run continues the same batches (batch_size, seed, bucket, shuffle) with the same optimiser
+# state: these settings cannot change; the others (epochs, lr, lr_decay, clip, patience, monitor,
+# momentum) may, and every change is reported.
+FIXED_ON_RESUME = ("optimizer", "batch_size", "seed", "bucket", "shuffle")
+OUTPUTS = ("metrics.csv", "summary.json", "curves.png")
 
 
 Example = Sequence[Any]  # (input ids, target ids, ...): the first item's length is the example's length
 EpochExamples = Callable[[int], Sequence[Example]]
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the exclusive lock of ``run_dir`` (only on the main rank: the others write nothing)."""
+    if not distributed.is_main():
+        yield
+        return
+    import fcntl  # POSIX; imported here so that inference (serve) still imports on Windows
+
+    descriptor = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(descriptor, 256).decode(errors="replace").strip() or "a process that gave no pid"
+            raise RunLocked(
+                f"{run_dir} is in use by another training ({holder}); "
+                "wait for it to end or choose another run directory"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+        yield
+    finally:
+        os.close(descriptor)  # drops the lock
 
 
 def batcher(task: Task) -> Callable[[Sequence[Example]], Any]:
@@ -95,11 +144,13 @@ class Trainer:
         run_dir: str | Path,
         progress: bool = True,
         on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         if not callable(train) and not train:
             raise ValueError("train holds no examples")
         self.task, self.train_data, self.dev_examples = task, train, dev
         self.config, self.run_dir, self.progress, self.on_epoch = config, Path(run_dir), progress, on_epoch
+        self.log = log  # notices such as settings changed on resume; None: warnings.warn
         parameters = [p for p in task.model.parameters() if p.requires_grad]
         if config.optimizer == "adam":
             self.optimizer: torch.optim.Optimizer = torch.optim.Adam(parameters, lr=config.lr)
@@ -126,38 +177,90 @@ class Trainer:
         }
 
     def _restore(self) -> None:
-        payload = checkpoint.load(self.run_dir / "checkpoint", self.task.model, self.optimizer, restore_rng=True)
+        directory = self.run_dir / "checkpoint"
+        notices = self._compare_config(checkpoint.read_state(directory))
+        payload = checkpoint.load(directory, self.task.model, self.optimizer, restore_rng=True)
         self.epoch, self.step, self.best = payload["epoch"], payload["step"], payload["best"]
         self.history = payload["history"]
+        if self.config.optimizer == "sgd":  # load_state_dict brought back the saved momentum
+            for group in self.optimizer.param_groups:
+                group["momentum"] = self.config.momentum
+        saved_monitor = payload.get("monitor", self.monitor)
+        if saved_monitor != self.monitor:
+            scores = [row[f"dev_{self.monitor}"] for row in self.history if f"dev_{self.monitor}" in row]
+            self.best = max(scores) if scores else None
+            notices.append(
+                f"the monitored dev metric is now {self.monitor} (was {saved_monitor}): the best score so far, "
+                f"{self.best}, is taken from the history, and best/ keeps the weights chosen by {saved_monitor} "
+                "until an epoch beats it"
+            )
+        for notice in notices:
+            self._notify(notice)
+
+    def _compare_config(self, state: dict[str, Any]) -> list[str]:
+        """Raise ResumeMismatch for a changed FIXED_ON_RESUME setting; describe the other changes."""
+        saved = TrainConfig.from_dict(state.get("train_config") or {})
+        changed = [
+            (f.name, getattr(saved, f.name), getattr(self.config, f.name))
+            for f in fields(TrainConfig)
+            if getattr(saved, f.name) != getattr(self.config, f.name)
+        ]
+        fixed = [f"{name}={new!r} (the run was trained with {name}={old!r})" for name, old, new in changed
+                 if name in FIXED_ON_RESUME]
+        if fixed:
+            raise ResumeMismatch(
+                f"{self.run_dir}: cannot resume with {'; '.join(fixed)}; {', '.join(FIXED_ON_RESUME)} "
+                "must stay as they were (or start a new run)"
+            )
+        if not changed:
+            return []
+        return [f"resuming {self.run_dir} with " + ", ".join(f"{n} {old!r} -> {new!r}" for n, old, new in changed)]
+
+    def _notify(self, message: str) -> None:
+        if self.log is None:
+            warnings.warn(message, stacklevel=4)
+        else:
+            self.log(message)
+
+    def _last_good(self) -> str:
+        kept = self.run_dir / "checkpoint"
+        return f"the last good checkpoint is {kept}" if checkpoint.exists(kept) else "no checkpoint was written"
 
     # ----- the loop ------------------------------------------------------------------------------
     def fit(self, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
         """Train to ``config.epochs`` epochs.
 
         A run directory that already holds a run is continued with ``resume``, replaced
-        with ``overwrite`` (its checkpoints are deleted first), and otherwise refused.
+        with ``overwrite`` (its checkpoints are deleted first), and otherwise refused; one that
+        another fit is using raises RunLocked. ``resume`` refuses a changed FIXED_ON_RESUME
+        setting (ResumeMismatch) and reports every other change through ``log``.
         """
-        held = (self.run_dir / "checkpoint" / "state.json").is_file()
-        if held and not (resume or overwrite):
-            raise RunExists(f"{self.run_dir} already holds a run; resume it or choose another run directory")
-        if overwrite and not resume and distributed.is_main():
-            for name in ("checkpoint", "best"):
-                shutil.rmtree(self.run_dir / name, ignore_errors=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        model = self.task.model
-        with torch.random.fork_rng(devices=[]):
-            if resume and (self.run_dir / "checkpoint" / "state.json").is_file():
-                self._restore()
-            else:
-                torch.manual_seed(self.config.seed)
-            self.task.model = distributed.wrap(model)  # the task's forward passes go through DDP
-            try:
-                while self.epoch < self.config.epochs and not self._patience_exhausted():
-                    self._run_epoch(model)
-            finally:
-                self.task.model = model
-        if distributed.is_main() and self.history:
-            plot_curves(self.history, self.run_dir / "curves.png", self.monitor)
+        with run_lock(self.run_dir):
+            held = checkpoint.exists(self.run_dir / "checkpoint")
+            if held and not (resume or overwrite):
+                raise RunExists(f"{self.run_dir} already holds a run; resume it or choose another run directory")
+            if overwrite and not resume and distributed.is_main():
+                for name in ("checkpoint", "best"):
+                    checkpoint.remove(self.run_dir / name)
+            if distributed.is_main():
+                for leftover in self.run_dir.glob("*.tmp-*"):  # of a killed write_atomic: never the file itself
+                    if leftover.is_file() and leftover.name.split(".tmp-")[0] in OUTPUTS:
+                        leftover.unlink()
+            model = self.task.model
+            with torch.random.fork_rng(devices=[]):
+                if resume and held:
+                    self._restore()
+                else:
+                    torch.manual_seed(self.config.seed)
+                self.task.model = distributed.wrap(model)  # the task's forward passes go through DDP
+                try:
+                    while self.epoch < self.config.epochs and not self._patience_exhausted():
+                        self._run_epoch(model)
+                finally:
+                    self.task.model = model
+            if distributed.is_main() and self.history:
+                plot_curves(self.history, self.run_dir / "curves.png", self.monitor)
         return self._summary()
 
     def _patience_exhausted(self) -> bool:
@@ -193,11 +296,9 @@ class Trainer:
             batch = self._collate([examples[i] for i in distributed.shard(index)])
             loss = self.task.loss(batch)
             if not torch.isfinite(loss):
-                kept = self.run_dir / "checkpoint"
-                where = f"the last good checkpoint is {kept}" if (kept / "state.json").is_file() else "no checkpoint"
                 raise TrainingDiverged(
                     f"loss became {loss.item()} at step {self.step + 1} (epoch {self.epoch + 1}); training stopped, "
-                    f"{where} (try a smaller learning rate)"
+                    f"{self._last_good()} (try a smaller learning rate)"
                 )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -209,6 +310,12 @@ class Trainer:
             total_loss += loss.item() * batch.tokens
             bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens / (time.perf_counter() - started):,.0f}")
         seconds = time.perf_counter() - started
+        bad = checkpoint.non_finite(model)  # the last step's update; every rank holds the same weights
+        if bad:
+            raise TrainingDiverged(
+                f"weights became NaN or infinite ({', '.join(bad)}) by step {self.step} (epoch {self.epoch + 1}); "
+                f"training stopped, {self._last_good()} (try a smaller learning rate)"
+            )
         self.epoch += 1
         row = {
             "epoch": self.epoch,
@@ -237,13 +344,12 @@ class Trainer:
 
     # ----- outputs -------------------------------------------------------------------------------
     def _write_logs(self, row: dict[str, float]) -> None:
-        path = self.run_dir / "metrics.csv"
-        columns = list(self.history[0].keys())
-        with path.open("w", newline="") as handle:  # rewritten whole: stays consistent after a resume
-            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(self.history)
-        (self.run_dir / "summary.json").write_text(json.dumps(self._summary(), indent=1))
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, fieldnames=list(self.history[0].keys()), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(self.history)  # rewritten whole: stays consistent after a resume
+        checkpoint.write_atomic(self.run_dir / "metrics.csv", table.getvalue().encode())
+        checkpoint.write_atomic(self.run_dir / "summary.json", json.dumps(self._summary(), indent=1).encode())
         # the plot costs ~0.3 s: redraw at most every 15 s here, and once more when fit ends
         if time.perf_counter() - self._plotted > 15:
             plot_curves(self.history, self.run_dir / "curves.png", self.monitor)
@@ -255,7 +361,7 @@ class Trainer:
 
 
 def plot_curves(history: list[dict[str, float]], path: Path, monitor: str = "accuracy") -> None:
-    """PNG with the training loss and the dev metric per epoch."""
+    """PNG with the training loss and the dev metric per epoch, replacing ``path`` atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -270,5 +376,7 @@ def plot_curves(history: list[dict[str, float]], path: Path, monitor: str = "acc
         right.plot(epochs, [row.get(key, math.nan) for row in history], marker="o", color="C1")
     right.set(xlabel="epoch", ylabel=f"dev {monitor}")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=110)
     plt.close(figure)
+    checkpoint.write_atomic(path, image.getvalue())
