@@ -69,6 +69,8 @@ def tag_command(train_file: Path, out: Path, resume: bool, quiet: bool, **settin
     Under torchrun every process runs this command; --batch-size is the global batch."""
     run = TagRun.build(train_file, **settings)
     result = run_tagger(run, out, resume, progress=not quiet, log=click.echo)
+    if result is None:  # not the main rank under torchrun
+        return
     click.echo(f"best dev {result['monitor']}: {result['best_dev']}; run in {out}")
     if result["test"] is not None:
         click.echo("test " + one_line(result["test"]))

@@ -62,8 +62,9 @@ def epoch_line(epoch: int, row: dict[str, float]) -> str:
 
 def run_tagger(
     run: TagRun, out: str | Path, resume: bool = False, progress: bool = True, log: Callable[[str], Any] = print
-) -> dict[str, Any]:
-    """-> {"best_dev": score or None, "test": metrics or None}. Under torchrun every rank calls this."""
+) -> dict[str, Any] | None:
+    """-> {"best_dev": score or None, "monitor": its name, "test": metrics or None}; under torchrun every
+    rank calls this and only the main rank gets the result (the others None)."""
     distributed.setup_from_env()
     train = run.read(run.train_file)
     dev = run.read(run.dev_file) if run.dev_file else None
@@ -76,8 +77,10 @@ def run_tagger(
     trainer = Trainer(task, task.encode(train, str(run.train_file)), dev_examples, run.train, out,
                       progress=progress, on_epoch=lambda epoch, row: log(epoch_line(epoch, row)))
     summary = trainer.fit(resume=resume)
+    if not distributed.is_main():
+        return None
     result: dict[str, Any] = {"best_dev": summary["best_dev"], "monitor": trainer.monitor, "test": None}
-    if test_examples is not None and distributed.is_main():
+    if test_examples is not None:
         result["test"] = evaluate(load_task(out), test_examples)
     return result
 

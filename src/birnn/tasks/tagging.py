@@ -60,6 +60,11 @@ class TaggingTask:
         self.model = seeded(config.seed, lambda: Tagger(config, len(words), len(chars), len(tags), allowed))
 
     @property
+    def network(self) -> Tagger:
+        """The tagger itself, also while the trainer runs it inside DistributedDataParallel."""
+        return getattr(self.model, "module", self.model)
+
+    @property
     def monitor(self) -> str:
         """The dev metric that picks the best checkpoint."""
         return "f1" if self.scheme else "accuracy"
@@ -130,11 +135,11 @@ class TaggingTask:
 
     def loss(self, batch: TaggingBatch) -> torch.Tensor:
         words = batch.inputs
-        if self.config.word_dropout and self.model.training:
+        if self.config.word_dropout and self.network.training:
             words = singleton_word_dropout(words, self._singleton_mask, 1, self.config.word_dropout, None)
         emissions = self._emissions(batch, words)
-        if self.model.crf is not None:
-            return self.model.crf.nll(emissions, batch.targets, batch.lengths, reduction="token_mean")
+        if self.network.crf is not None:
+            return self.network.crf.nll(emissions, batch.targets, batch.lengths, reduction="token_mean")
         valid = padding_mask(batch.lengths, batch.inputs.shape[1])
         return nn.functional.cross_entropy(emissions[valid], batch.targets[valid])
 
@@ -169,8 +174,8 @@ class TaggingTask:
     def predict_ids(self, batch: TaggingBatch) -> list[list[int]]:
         """Best tag ids per sentence: Viterbi under a CRF, argmax per token otherwise."""
         emissions = self._emissions(batch)
-        if self.model.crf is not None:
-            best, _ = self.model.crf.decode(emissions, batch.lengths)
+        if self.network.crf is not None:
+            best, _ = self.network.crf.decode(emissions, batch.lengths)
         else:
             best = emissions.argmax(-1)
         return [row[:n].tolist() for row, n in zip(best, batch.lengths.tolist(), strict=True)]
@@ -182,8 +187,8 @@ class TaggingTask:
     def probabilities(self, batch: TaggingBatch) -> torch.Tensor:
         """p(y_t = k | sentence): CRF marginals by forward–backward, or the softmax. -> (B, T, K), 0 at padding."""
         emissions = self._emissions(batch)
-        if self.model.crf is not None:
-            return self.model.crf.marginals(emissions, batch.lengths)
+        if self.network.crf is not None:
+            return self.network.crf.marginals(emissions, batch.lengths)
         p = torch.softmax(emissions, dim=-1)
         return p * padding_mask(batch.lengths, batch.inputs.shape[1])[..., None]
 
@@ -194,5 +199,5 @@ class TaggingTask:
 
     def embed(self, batch: TaggingBatch) -> list[np.ndarray]:
         """Per sentence a (length, 2H) array: the encoder's contextual features of each token."""
-        h = self.model.features(batch.inputs, batch.lengths, batch.chars, batch.char_lengths, batch.shapes)
+        h = self.network.features(batch.inputs, batch.lengths, batch.chars, batch.char_lengths, batch.shapes)
         return [row[:n].cpu().numpy() for row, n in zip(h, batch.lengths.tolist(), strict=True)]
