@@ -75,7 +75,7 @@ def run_tagger(
     dev_examples = task.encode(dev, str(run.dev_file)) if dev else None
     test_examples = task.encode(test, str(run.test_file)) if test else None
     trainer = Trainer(task, task.encode(train, str(run.train_file)), dev_examples, run.train, out,
-                      progress=progress, on_epoch=lambda epoch, row: log(epoch_line(epoch, row)))
+                      progress=progress, on_epoch=lambda epoch, row: log(epoch_line(epoch, row)), log=log)
     summary = trainer.fit(resume=resume)
     if not distributed.is_main():
         return None

@@ -96,7 +96,7 @@ def run_language_model(
     log(f"{len(train):,} training and {len(held):,} held-out characters")
     batches = task.epoch_examples(train, run.train.batch_size, run.steps, run.train.seed)
     trainer = Trainer(task, batches, windows(held, run.steps) or None, run.train, out, progress=progress,
-                      on_epoch=lambda epoch, row: log(epoch_line(epoch, row)))
+                      on_epoch=lambda epoch, row: log(epoch_line(epoch, row)), log=log)
     summary = trainer.fit(resume=resume)
     task.model.eval()
     report = {
@@ -146,7 +146,7 @@ def run_cloze(
         f"epoch {epoch}: train loss {row['train_loss']:.4f}, held-out accuracy {row.get('dev_accuracy', math.nan):.4f}"
         f", {row['tokens_per_s']:,.0f} tokens/s"
     )
-    Trainer(task, train, held, run.train, out, progress=progress, on_epoch=line).fit(resume=resume)
+    Trainer(task, train, held, run.train, out, progress=progress, on_epoch=line, log=log).fit(resume=resume)
     return {
         "unit": config.unit,
         "accuracy": evaluate(task, held)["accuracy"],

@@ -5,11 +5,13 @@
 
 from birnn.train.checkpoint import CheckpointError, load_task
 from birnn.train.config import TrainConfig, with_overrides
-from birnn.train.trainer import RunExists, Trainer, TrainingDiverged, evaluate
+from birnn.train.trainer import ResumeMismatch, RunExists, RunLocked, Trainer, TrainingDiverged, evaluate
 
 __all__ = [
     "CheckpointError",
+    "ResumeMismatch",
     "RunExists",
+    "RunLocked",
     "TrainConfig",
     "Trainer",
     "TrainingDiverged",
