@@ -10,6 +10,7 @@ BiLSTM of equal width with the trainer and see each approach its own optimum.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,13 +88,20 @@ def _sentences(obs: np.ndarray, states: np.ndarray) -> list[tuple[list[str], lis
     return [([str(v) for v in o], [str(k) for k in s]) for o, s in zip(obs, states, strict=True)]
 
 
+def _epoch_logger(name: str, log: Callable[[str], Any]) -> Callable[[int, dict[str, float]], None]:
+    def line(epoch: int, row: dict[str, float]) -> None:
+        log(f"{name} epoch {epoch}: train loss {row['train_loss']:.4f}, dev accuracy {row['dev_accuracy']:.4f}")
+
+    return line
+
+
 def run_demo(config: DemoConfig, out_dir: str | Path, progress: bool = True, log=print) -> DemoResult:
     """Everything the module docstring says; writes ``demo.png`` and one run directory per model."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     hmm = demo_hmm(config)
     samples = {
-        split: hmm.sample(n, config.length, seed=[config.seed, i])
+        split: hmm.sample(n, config.length, seed=np.random.default_rng([config.seed, i]))
         for i, (split, n) in enumerate((("train", config.train), ("dev", config.dev), ("test", config.test)))
     }
     obs_test, states_test = samples["test"]
@@ -127,9 +135,7 @@ def run_demo(config: DemoConfig, out_dir: str | Path, progress: bool = True, log
             train_config,
             out_dir / name,
             progress=progress,
-            on_epoch=lambda epoch, row, name=name: log(
-                f"{name} epoch {epoch}: train loss {row['train_loss']:.4f}, dev accuracy {row['dev_accuracy']:.4f}"
-            ),
+            on_epoch=_epoch_logger(name, log),
         )
         trainer.fit(resume=False, overwrite=True)
         result.histories[name] = trainer.history

@@ -37,7 +37,7 @@ def emission_table(emission: np.ndarray, obs: np.ndarray, lengths: np.ndarray) -
 
 def forward(start, trans, emission, obs, lengths) -> tuple[np.ndarray, np.ndarray]:
     """Filter α̂_t = p(h_t | x_1..t) and log c_t = log p(x_t | x_<t). -> (B, T, K), (B, T); 0 at padding."""
-    if use_blas(*obs.shape[:1], start.shape[0]):
+    if use_blas(obs.shape[0], start.shape[0]):
         alpha, log_c = recursions.forward(start, trans, emission_table(emission, obs, lengths))
         invalid = ~padding_mask(lengths, obs.shape[1])
         alpha[invalid], log_c[invalid] = 0.0, 0.0
@@ -50,7 +50,7 @@ def forward(start, trans, emission, obs, lengths) -> tuple[np.ndarray, np.ndarra
 
 def backward(trans, emission, obs, lengths, log_c) -> np.ndarray:
     """β̂_t = p(x_{t+1..T} | h_t) / Π_{s>t} c_s. -> (B, T, K), 0 at padding."""
-    if use_blas(*obs.shape[:1], trans.shape[0]):
+    if use_blas(obs.shape[0], trans.shape[0]):
         beta = recursions.backward(trans, emission_table(emission, obs, lengths), log_c)
         beta[~padding_mask(lengths, obs.shape[1])] = 0.0
         return beta

@@ -78,13 +78,14 @@ def _fresh_copy(module: nn.Module) -> nn.Module:
     """A deep copy with newly initialised weights."""
     clone = copy.deepcopy(module)
     for child in clone.modules():
-        if hasattr(child, "reset_parameters"):
-            child.reset_parameters()
+        reset = getattr(child, "reset_parameters", None)
+        if callable(reset):
+            reset()
     return clone
 
 
 def run_direction(
-    module: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None, initial: Any
+    module: Any, x: torch.Tensor, lengths: torch.Tensor | None, initial: Any
 ) -> tuple[torch.Tensor, Any]:
     """Run one unidirectional module left to right. -> out (B, T, H), final state.
 
@@ -125,7 +126,7 @@ class Bidirectional(nn.Module):
     own state convention, so that a final can be handed to the same kind of module.
     """
 
-    def __init__(self, forward: nn.Module, backward: nn.Module | None = None, merge: Merge = "concat") -> None:
+    def __init__(self, forward: Any, backward: Any = None, merge: Merge = "concat") -> None:
         super().__init__()
         _check_direction(forward, "forward")
         backward = _fresh_copy(forward) if backward is None else backward
@@ -142,7 +143,8 @@ class Bidirectional(nn.Module):
 
     @property
     def input_size(self) -> int | None:
-        return self.forward_layer.input_size
+        size: int | None = getattr(self.forward_layer, "input_size", None)
+        return size
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, initial: Any = None) -> BiOutput:
         lengths = check_sequence_input(x, lengths, self.input_size)  # None when all T

@@ -239,6 +239,10 @@ class CRF(nn.Module):
     Parameters are cast to the emissions' dtype (float32 or float64).
     """
 
+    start_allowed: torch.Tensor
+    trans_allowed: torch.Tensor
+    end_allowed: torch.Tensor
+
     def __init__(self, num_tags: int, allowed: Sequence[Any] | None = None) -> None:
         super().__init__()
         if isinstance(num_tags, bool) or not isinstance(num_tags, int) or num_tags < 1:

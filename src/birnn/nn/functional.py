@@ -152,6 +152,7 @@ def merge_directions(merge: Merge, forward: torch.Tensor, backward: torch.Tensor
         return (forward + backward) / 2
     if merge is None:
         return forward, backward
+    assert callable(merge), merge  # check_merge admitted only names, None and callables
     return merge(forward, backward)
 
 

@@ -8,14 +8,14 @@ weight_ih, weight_hh, bias_ih, bias_hh). Shapes: x (B, T, I); hidden states
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from birnn.nn.functional import last_valid, lstm_cell_state
 
-_OPS = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
+_OPS: dict[str, Any] = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
 
 
 class LSTMState(NamedTuple):
@@ -85,6 +85,7 @@ def run_packed(
     """
     packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
     has_biases = len(weights) == 4 * layers * (2 if bidirectional else 1)
+    assert packed.sorted_indices is not None and packed.unsorted_indices is not None  # enforce_sorted=False
     state = _permute(state, packed.sorted_indices)
     result = _OPS[cell](
         packed.data, packed.batch_sizes, state, weights, has_biases, layers, dropout, training, bidirectional

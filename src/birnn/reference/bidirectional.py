@@ -181,9 +181,10 @@ class BiRNN:
         if d_out.shape != expected:
             raise ValueError(f"d_out must have the output's shape {expected}; got {d_out.shape}")
         grads: dict[str, np.ndarray] = {}
-        d_merged = d_out
+        d_merged: np.ndarray | None = d_out
         for layer in range(self.num_layers - 1, -1, -1):
             outs, caches = layers[layer]
+            assert d_merged is not None  # every layer above the first asks for its input's gradient
             d_fwd, d_bwd = _merge_backward(self.merge, d_merged, outs[""], outs["_reverse"])
             d_seen = {"": d_fwd, "_reverse": reverse_padded(d_bwd, lengths)}  # (B, T, H) each
             needs_dx = input_grad or layer > 0
@@ -203,11 +204,11 @@ class BiRNN:
             for suffix, (_, direction_grads, _) in zip(DIRECTIONS, results, strict=True):
                 for short, name in self._direction_names(layer, suffix).items():
                     grads[name] = direction_grads[short]
+            d_merged = None
             if needs_dx:
                 (dx_fwd, _, _), (dx_bwd, _, _) = results
+                assert dx_fwd is not None and dx_bwd is not None  # asked for with needs_dx
                 d_merged = dx_fwd + reverse_padded(dx_bwd, lengths)
-            else:
-                d_merged = None
         return d_merged, grads
 
     def _final_gradient(self, layer: int, suffix: str, batch: int, d_summary: np.ndarray | None):

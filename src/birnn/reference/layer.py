@@ -84,7 +84,7 @@ def direction_forward(
     xp = xp.reshape(steps, batch, -1)  # (T, B, G·H)
     w_hh_t, b_hh = np.ascontiguousarray(params["w_hh"].T), params["b_hh"]  # W_hhᵀ: (H, G·H)
     mask = valid.T[..., None]  # (T, B, 1)
-    padded = ~valid.all(axis=0)  # (T,)
+    padded = np.asarray(~valid.all(axis=0))  # (T,)
     state, hs, caches = initial, [initial[0]], []
     for t in range(steps):
         hp = state[0] @ w_hh_t  # (B, G·H)
@@ -116,7 +116,7 @@ def direction_backward(
     """
     d_out = d_out.swapaxes(0, 1)  # (T, B, H)
     w_hh, mask, padded = params["w_hh"], cache.mask, cache.padded
-    d_state, d_xp, d_hp = d_final, [], []
+    d_state, dxp_steps, dhp_steps = d_final, [], []
     for t in range(d_out.shape[0] - 1, -1, -1):
         d_new = (d_state[0] + d_out[t], *d_state[1:])
         if padded[t]:
@@ -127,10 +127,10 @@ def direction_backward(
             dh_prev = dh_prev + d_direct[0]
         d_prev = (dh_prev, *d_direct[1:])
         d_state = _freeze(mask[t], d_prev, d_state) if padded[t] else d_prev  # d(prev)_t is 0 where m_t = 0
-        d_xp.append(dxp_t)
-        d_hp.append(dhp_t)
-    d_xp = np.stack(d_xp[::-1])  # (T, B, G·H), t ascending
-    d_hp = np.stack(d_hp[::-1]) if cell == "gru" else d_xp  # dhp = dxp but for the GRU
+        dxp_steps.append(dxp_t)
+        dhp_steps.append(dhp_t)
+    d_xp = np.stack(dxp_steps[::-1])  # (T, B, G·H), t ascending
+    d_hp = np.stack(dhp_steps[::-1]) if cell == "gru" else d_xp  # dhp = dxp but for the GRU
     grads = {
         "w_ih": _flat(d_xp).T @ _flat(cache.x),
         "w_hh": _flat(d_hp).T @ _flat(cache.h[:-1]),

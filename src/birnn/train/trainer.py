@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import torch
 from tqdm.auto import tqdm
 
-from birnn.data.batching import Batch, batch_indices, collate
+from birnn.data.batching import batch_indices, collate
 from birnn.train import checkpoint, distributed
 from birnn.train.config import TrainConfig
 
@@ -43,9 +43,9 @@ from birnn.train.config import TrainConfig
 class Task(Protocol):
     model: torch.nn.Module
 
-    def loss(self, batch: Batch) -> torch.Tensor: ...
+    def loss(self, batch: Any) -> torch.Tensor: ...
 
-    def evaluate_batch(self, batch: Batch) -> Any: ...
+    def evaluate_batch(self, batch: Any) -> Any: ...
 
     def metrics(self, outcomes: list[Any]) -> dict[str, float]: ...
 
@@ -104,9 +104,10 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         os.close(descriptor)  # drops the lock
 
 
-def batcher(task: Task) -> Callable[[Sequence[Example]], Any]:
+def batcher(task: Task) -> Callable[..., Any]:
     """The task's own ``collate`` when it has one (examples with more than ids), else ``data.collate``."""
-    return getattr(task, "collate", collate)
+    own: Callable[..., Any] | None = getattr(task, "collate", None)
+    return own if own is not None else collate
 
 
 def evaluate(task: Task, examples: Sequence[Example], batch_size: int = 64) -> dict[str, float]:
