@@ -116,7 +116,7 @@ def _migrate(directory: Path) -> None:
     _point(directory, version)
 
 
-def _remove_links(directory: Path) -> None:
+def remove_links(directory: Path) -> None:
     """Delete the temporary links ``<name>.link-<pid>`` that killed saves left."""
     for path in directory.parent.iterdir():
         if path.name.startswith(f"{directory.name}.link-"):
@@ -130,7 +130,7 @@ def _collect(directory: Path, current: Path) -> None:
     for older, path in _versions(directory).items():
         if older < number:
             shutil.rmtree(path, ignore_errors=True)
-    _remove_links(directory)
+    remove_links(directory)
 
 
 def non_finite(model: torch.nn.Module) -> list[str]:
@@ -213,7 +213,7 @@ def remove(directory: str | Path) -> None:
         shutil.rmtree(directory)
     for path in _versions(directory).values():
         shutil.rmtree(path, ignore_errors=True)
-    _remove_links(directory)
+    remove_links(directory)
 
 
 # ----- reading -----------------------------------------------------------------------------------
