@@ -116,6 +116,17 @@ def _migrate(directory: Path) -> None:
     _point(directory, version)
 
 
+def tidy(directory: Path) -> None:
+    """Delete what killed saves left beside a linked checkpoint: temporary links, and every
+    version directory but the one the link points to. Call only while holding the run's lock."""
+    remove_links(directory)
+    if directory.is_symlink():
+        current = resolve(directory)
+        for path in _versions(directory).values():
+            if path != current:
+                shutil.rmtree(path, ignore_errors=True)
+
+
 def remove_links(directory: Path) -> None:
     """Delete the temporary links ``<name>.link-<pid>`` that killed saves left."""
     for path in directory.parent.iterdir():

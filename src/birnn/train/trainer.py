@@ -245,8 +245,8 @@ class Trainer:
                 for name in ("checkpoint", "best"):
                     checkpoint.remove(self.run_dir / name)
             if distributed.is_main():
-                for name in ("checkpoint", "best"):  # temporary links of a killed save (the lock is ours)
-                    checkpoint.remove_links(self.run_dir / name)
+                for name in ("checkpoint", "best"):  # what a killed save left (the lock is ours)
+                    checkpoint.tidy(self.run_dir / name)
                 for leftover in self.run_dir.glob("*.tmp-*"):  # of a killed write_atomic: never the file itself
                     if leftover.is_file() and leftover.name.split(".tmp-")[0] in OUTPUTS:
                         leftover.unlink()
