@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_hmm.py $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/bench_birnn.py $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/bench_reference.py $(BENCH_FLAGS)
+	$(BIN)/python benchmarks/bench_tagger.py $(BENCH_FLAGS)   # flair peer: FLAIR_PYTHON=...
 	$(BIN)/python benchmarks/bench_lm.py --data ../shared/data/timemachine/timemachine.txt $(BENCH_FLAGS)   # d2l peer: D2L_PYTHON=...
 
 clean:
