@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from birnn.tasks.classifier import ClassificationTask, ClassifierConfig
 from birnn.tasks.cloze import ClozeConfig, ClozeTask
 from birnn.tasks.encoders import MODELS
 from birnn.tasks.language_model import LanguageModelTask, LMConfig
 from birnn.tasks.tagging import TaggerConfig, TaggingTask
 
-KINDS: dict[str, Any] = {task.kind: task for task in (TaggingTask, LanguageModelTask, ClozeTask)}
+KINDS: dict[str, Any] = {task.kind: task for task in (TaggingTask, LanguageModelTask, ClozeTask, ClassificationTask)}
 
 
 def from_description(description: Any, source: str = "description") -> Any:
@@ -31,6 +32,8 @@ def from_description(description: Any, source: str = "description") -> Any:
 __all__ = [
     "KINDS",
     "MODELS",
+    "ClassificationTask",
+    "ClassifierConfig",
     "ClozeConfig",
     "ClozeTask",
     "LMConfig",

@@ -1,0 +1,273 @@
+"""Sentence classification: one label per sequence from a pooled (Bi)RNN encoding.
+
+    r_t = [ e(w_t) ; c(chars of w_t) ]                  word ⊕ optional character features (as the tagger)
+    h   = Encoder(dropout(r))                           (B, T, 2H)
+    v   = pool(h, lengths)                              (B, 2H)  summary | mean | max | attention | last
+    p(y | x) = softmax(W dropout(v) + b),   loss = mean_b -log p(y_b | x_b)
+
+``pool`` is one of ``birnn.nn.pooling.POOLS``: ``summary`` = [→h after the last token ; ←h after
+the first], the two final states; ``last`` = h at the batch's last column, which on a padded
+batch reads padding and whose backward half has seen one token (kept to show the mistake).
+Label strings live here and in the data layer only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from birnn.data import Vocab, pad
+from birnn.data.characters import CharBatcher, char_vocab, singleton_word_dropout
+from birnn.data.textclass import TOKENIZERS, tokenize
+from birnn.nn.chars import CharBiLSTM, CharCNN
+from birnn.nn.pooling import POOLS, Pool
+from birnn.tasks.encoders import Encoder, check_model, is_bidirectional, seeded
+
+CHAR_ENCODERS = ("lstm", "cnn", "none")
+Example = tuple[list[int], int, list[str]]  # word ids, label id, tokens as written
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """model: one of ``encoders.MODELS``; hidden: units per direction (a one-directional model gets 2×);
+    pool: how the steps become one vector (``nn.pooling.POOLS``); embedding: word vector size,
+    initialised U(-init, init); chars: "lstm" | "cnn" | "none", ``char_hidden`` units per direction
+    (the CNN gets 2·char_hidden filters); dropout: on the token vectors, between layers and on the
+    pooled vector; word_dropout: probability that a training singleton is read as <unk>;
+    lowercase: words looked up lower-cased; tokenizer: how raw text is split at prediction time
+    ("whitespace" | "regex", as in training)."""
+
+    model: str = "bilstm"
+    pool: str = "max"
+    embedding: int = 300
+    init: float = 0.25
+    hidden: int = 128
+    layers: int = 1
+    dropout: float = 0.5
+    chars: str = "none"
+    char_embedding: int = 30
+    char_hidden: int = 50
+    word_dropout: float = 0.0
+    lowercase: bool = False
+    tokenizer: str = "whitespace"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_model(self.model)
+        for name in ("embedding", "hidden", "layers", "char_embedding", "char_hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        for name in ("dropout", "word_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must lie in [0, 1); got {getattr(self, name)}")
+        if not self.init > 0:
+            raise ValueError(f"init must be > 0; got {self.init}")
+        if self.pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}; got {self.pool!r}")
+        if self.chars not in CHAR_ENCODERS:
+            raise ValueError(f"chars must be one of {CHAR_ENCODERS}; got {self.chars!r}")
+        if self.tokenizer not in TOKENIZERS:
+            raise ValueError(f"tokenizer must be one of {TOKENIZERS}; got {self.tokenizer!r}")
+
+
+class Classifier(nn.Module):
+    """``classifier(words (B, T), lengths (B,), chars (B, T, C) = None, char_lengths (B, T) = None)
+    -> logits (B, K)``."""
+
+    def __init__(self, config: ClassifierConfig, n_words: int, n_chars: int, n_labels: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(n_words, config.embedding, padding_idx=0)
+        with torch.no_grad():
+            nn.init.uniform_(self.embedding.weight, -config.init, config.init)
+            self.embedding.weight[0] = 0
+        width = config.embedding
+        self.chars: nn.Module | None = None
+        if config.chars == "lstm":
+            self.chars = CharBiLSTM(n_chars, config.char_embedding, config.char_hidden)
+        elif config.chars == "cnn":
+            self.chars = CharCNN(n_chars, config.char_embedding, 2 * config.char_hidden)
+        width += 2 * config.char_hidden if self.chars is not None else 0
+        self.input_dropout, self.output_dropout = nn.Dropout(config.dropout), nn.Dropout(config.dropout)
+        between = config.dropout if config.layers > 1 else 0.0  # torch warns about dropout after a last layer
+        self.encoder = Encoder(config.model, width, config.hidden, config.layers, between)
+        size = self.encoder.output_size
+        self.pool = Pool(config.pool, size, config.hidden if is_bidirectional(config.model) else size)
+        self.output = nn.Linear(size, n_labels)
+
+    def forward(self, words, lengths, chars=None, char_lengths=None) -> torch.Tensor:
+        return self.output(self.output_dropout(self.encode(words, lengths, chars, char_lengths)))
+
+    def encode(self, words, lengths, chars=None, char_lengths=None) -> torch.Tensor:
+        """The pooled sequence vector v: (B, 2H)."""
+        parts = [self.embedding(words)]  # (B, T, E)
+        if self.chars is not None:
+            parts.append(self.chars(chars, char_lengths))  # (B, T, 2·Hc)
+        h, _ = self.encoder(self.input_dropout(torch.cat(parts, dim=-1)), lengths)  # (B, T, 2H)
+        return self.pool(h, lengths)
+
+
+class ClassificationBatch(NamedTuple):
+    """inputs: (B, T) int64 (0 at padding); targets: (B,) label ids; lengths: (B,);
+    chars (B, T, C), char_lengths (B, T): the characters of the same tokens."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    lengths: torch.Tensor
+    chars: torch.Tensor
+    char_lengths: torch.Tensor
+
+    @property
+    def tokens(self) -> int:
+        return int(self.lengths.sum())
+
+
+class ClassificationTask:
+    """``ClassificationTask.for_data(config, examples)`` with (tokens, label) pairs;
+    ``encode(examples)`` -> what the trainer batches."""
+
+    kind = "classify"
+    monitor = "accuracy"
+
+    def __init__(self, config: ClassifierConfig, words: Vocab, chars: Vocab, labels: Vocab,
+                 singletons: list[int]) -> None:
+        self.config, self.words, self.chars, self.classes = config, words, chars, labels
+        self.singletons = singletons
+        self._singleton_mask = torch.zeros(len(words), dtype=torch.bool)
+        self._singleton_mask[torch.tensor(singletons, dtype=torch.int64)] = True
+        self._char_batcher = CharBatcher(chars)
+        self.model = seeded(config.seed, lambda: Classifier(config, len(words), len(chars), len(labels)))
+
+    @property
+    def labels(self) -> list[str]:
+        """The label names, sorted: the columns of ``predict_proba``."""
+        return list(self.classes.itos)
+
+    @property
+    def network(self) -> Classifier:
+        """The classifier itself, also while the trainer runs it inside DistributedDataParallel."""
+        return getattr(self.model, "module", self.model)
+
+    @classmethod
+    def for_data(cls, config: ClassifierConfig, examples: Sequence[tuple[Sequence[str], str]]) -> ClassificationTask:
+        """Vocabularies of the training examples; labels sorted, so their ids do not depend on file order."""
+        lookup = [cls._lookup_form(config, tokens) for tokens, _ in examples]
+        words = Vocab.build(lookup)
+        counts: dict[str, int] = {}
+        for tokens in lookup:
+            for token in tokens:
+                counts[token] = counts.get(token, 0) + 1
+        singletons = sorted(words.stoi[w] for w, n in counts.items() if n == 1)
+        labels = Vocab(sorted({label for _, label in examples}), specials=False)
+        if len(labels) < 2:
+            raise ValueError(f"classification needs at least two labels; got {labels.itos}")
+        return cls(config, words, char_vocab(tokens for tokens, _ in examples), labels, singletons)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "config": asdict(self.config), "words": self.words.to_dict(),
+                "chars": self.chars.to_dict(), "labels": self.classes.to_dict(), "singletons": self.singletons}
+
+    @classmethod
+    def from_description(cls, d: dict[str, Any]) -> ClassificationTask:
+        return cls(ClassifierConfig(**d["config"]), Vocab.from_dict(d["words"]), Vocab.from_dict(d["chars"]),
+                   Vocab.from_dict(d["labels"]), list(d["singletons"]))
+
+    # ----- data ----------------------------------------------------------------------------------
+    @staticmethod
+    def _lookup_form(config: ClassifierConfig, tokens: Sequence[str]) -> list[str]:
+        return [t.lower() for t in tokens] if config.lowercase else list(tokens)
+
+    def tokenize(self, text: str) -> list[str]:
+        """Raw text -> tokens, split as the training files were."""
+        return tokenize(text, self.config.tokenizer)
+
+    def encode(self, examples: Sequence[tuple[Sequence[str], str]], source: str = "data") -> list[Example]:
+        """(tokens, label) pairs -> examples; a label unseen in training is an error naming ``source``."""
+        unknown = sorted({label for _, label in examples if label not in self.classes})
+        if unknown:
+            raise ValueError(f"{source}: labels not seen in training: {', '.join(unknown[:10])} "
+                             f"(known: {', '.join(self.classes.itos)})")
+        return [(self.encode_input(tokens)[0], self.classes.stoi[label], list(tokens)) for tokens, label in examples]
+
+    def encode_input(self, tokens: Sequence[str]) -> Example:
+        """An example to predict: word ids, a placeholder label, the tokens."""
+        return self.words.encode(self._lookup_form(self.config, tokens)), 0, list(tokens)
+
+    def collate(self, examples: Sequence[Example]) -> ClassificationBatch:
+        inputs, lengths = pad([ids for ids, _, _ in examples])
+        targets = torch.tensor([label for _, label, _ in examples], dtype=torch.int64)
+        chars = self._char_batcher([tokens for _, _, tokens in examples])
+        return ClassificationBatch(inputs, targets, lengths, chars.chars, chars.char_lengths)
+
+    # ----- training and evaluation ---------------------------------------------------------------
+    def _logits(self, batch: ClassificationBatch, words: torch.Tensor | None = None) -> torch.Tensor:
+        words = batch.inputs if words is None else words
+        return self.model(words, batch.lengths, batch.chars, batch.char_lengths)  # (B, K)
+
+    def loss(self, batch: ClassificationBatch) -> torch.Tensor:
+        words = batch.inputs
+        if self.config.word_dropout and self.network.training:
+            words = singleton_word_dropout(words, self._singleton_mask, 1, self.config.word_dropout, None)
+        return nn.functional.cross_entropy(self._logits(batch, words), batch.targets)
+
+    def evaluate_batch(self, batch: ClassificationBatch) -> tuple[list[int], list[int]]:
+        """(predicted, gold) label ids of the batch's sentences."""
+        return self._logits(batch).argmax(-1).tolist(), batch.targets.tolist()
+
+    def confusion(self, outcomes: list[tuple[list[int], list[int]]]) -> np.ndarray:
+        """(K, K) int64 counts: row = gold label, column = predicted, in ``labels`` order."""
+        predicted = np.asarray([p for batch in outcomes for p in batch[0]], dtype=np.int64)
+        gold = np.asarray([g for batch in outcomes for g in batch[1]], dtype=np.int64)
+        k = len(self.classes)
+        return np.bincount(gold * k + predicted, minlength=k * k).reshape(k, k)
+
+    def metrics(self, outcomes: list[tuple[list[int], list[int]]]) -> dict[str, float]:
+        """accuracy, macro-F1 (the unweighted mean of the per-label F1) and ``f1_LABEL`` per label."""
+        scores = confusion_scores(self.confusion(outcomes))
+        return {"accuracy": scores["accuracy"], "macro_f1": float(scores["f1"].mean())} | {
+            f"f1_{label}": float(f) for label, f in zip(self.classes.itos, scores["f1"], strict=True)}
+
+    # ----- prediction ----------------------------------------------------------------------------
+    def probabilities(self, batch: ClassificationBatch) -> torch.Tensor:
+        """p(y = k | sentence) -> (B, K), columns in ``labels`` order."""
+        return torch.softmax(self._logits(batch), dim=-1)
+
+    def predict(self, batch: ClassificationBatch) -> list[str]:
+        """The most probable label of each sentence."""
+        return self.classes.decode(self._logits(batch).argmax(-1).tolist())
+
+    def predict_proba(self, batch: ClassificationBatch) -> list[np.ndarray]:
+        """Per sentence a (K,) array of label probabilities, in ``labels`` order."""
+        return list(self.probabilities(batch).cpu().numpy())
+
+    def predict_with_proba(self, batch: ClassificationBatch) -> list[tuple[str, np.ndarray]]:
+        """``predict`` and ``predict_proba`` from one pass of the network."""
+        p = self.probabilities(batch)
+        return list(zip(self.classes.decode(p.argmax(-1).tolist()), p.cpu().numpy(), strict=True))
+
+    def embed(self, batch: ClassificationBatch) -> list[np.ndarray]:
+        """Per sentence its pooled (2H,) vector."""
+        v = self.network.encode(batch.inputs, batch.lengths, batch.chars, batch.char_lengths)
+        return list(v.cpu().numpy())
+
+
+def confusion_scores(confusion: np.ndarray) -> dict[str, Any]:
+    """From a (K, K) confusion matrix C (rows gold, columns predicted):
+
+        accuracy = Σ_k C_kk / Σ C,   precision_k = C_kk / Σ_g C_gk,   recall_k = C_kk / Σ_p C_kp,
+        F1_k = 2 C_kk / (Σ_g C_gk + Σ_p C_kp)       (0 where a label is neither predicted nor gold)
+
+    -> {"accuracy": float, "precision": (K,), "recall": (K,), "f1": (K,)}."""
+    hits = np.diag(confusion).astype(np.float64)
+    predicted, gold = confusion.sum(0), confusion.sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, hits / predicted, 0.0)
+        recall = np.where(gold > 0, hits / gold, 0.0)
+        f1 = np.where(predicted + gold > 0, 2 * hits / (predicted + gold), 0.0)
+    total = confusion.sum()
+    return {"accuracy": float(hits.sum() / total) if total else 0.0, "precision": precision, "recall": recall,
+            "f1": f1}
