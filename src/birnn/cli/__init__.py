@@ -29,13 +29,13 @@ class UsageError(Exception):
 def _register() -> None:
     if app.commands:
         return
-    from birnn.cli import demo, hmm, language, train
+    from birnn.cli import demo, hmm, language, predict, train
 
     app.add_command(demo.demo_command, "demo")
     app.add_command(hmm.group, "hmm")
     app.add_command(train.train_group, "train")
     app.add_command(train.evaluate_command, "evaluate")
-    app.add_command(train.predict_command, "predict")
+    app.add_command(predict.predict_command, "predict")
     language.register(train.train_group, app)
 
 

@@ -1,15 +1,13 @@
-"""`birnn train tag`, `birnn evaluate`, `birnn predict`: taggers on the user's own files."""
+"""`birnn train tag`, `birnn evaluate`: taggers on the user's own files."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from birnn.cli.options import FILE, POSITIVE, POSITIVE_FLOAT, RUN, from_config, one_line, preset_option
 from birnn.experiments.tagging import PRESETS, TagRun, run_tagger, score_file
-from birnn.serve import load
 from birnn.tasks import MODELS
 from birnn.tasks.tagger import CHAR_ENCODERS
 
@@ -85,13 +83,3 @@ def evaluate_command(run: Path, data_file: Path, file_format: str, column: str) 
     """Accuracy (and span F1 for BIO tags) of the best weights of RUN on --data."""
     for name, value in score_file(run, data_file, file_format, column).items():
         click.echo(f"{name} {value:.4f}")
-
-
-@click.command("predict")
-@click.argument("run", type=RUN)
-@click.option("--batch-size", default=256, show_default=True, type=POSITIVE)
-def predict_command(run: Path, batch_size: int) -> None:
-    """Tag stdin: one whitespace-tokenised sentence per line in, one line of tags out."""
-    model = load(run, batch_size=batch_size)
-    for tags in model.stream(line.split() for line in sys.stdin):
-        click.echo(" ".join(tags))

@@ -65,22 +65,24 @@ class Predictor:
     @property
     def labels(self) -> list[str]:
         """The names of the columns of ``predict_proba``."""
-        return list(self.task.tags.itos)
+        return list(self.task.labels)
 
-    def stream(self, sentences: Iterable[Sequence[str]], chunk: int = 4096) -> Iterator[Any]:
-        """``predict`` over an iterable of any size in bounded memory, yielding in input order;
-        an empty sentence yields an empty list."""
+    def stream(self, sentences: Iterable[Sequence[str]], chunk: int = 4096, method: str = "predict",
+               empty: Any = None) -> Iterator[Any]:
+        """``method`` (``predict``, ``predict_proba``, ``predict_with_proba``…) over an iterable of any
+        size in bounded memory (``chunk`` sentences at a time), yielding in input order; an empty
+        sentence yields ``empty`` (default: an empty list)."""
         pending: list[Sequence[str]] = []
         for tokens in sentences:
             pending.append(tokens)
             if len(pending) == chunk:
-                yield from self._predict_keeping_empty(pending)
+                yield from self._run_keeping_empty(method, pending, empty)
                 pending = []
-        yield from self._predict_keeping_empty(pending)
+        yield from self._run_keeping_empty(method, pending, empty)
 
-    def _predict_keeping_empty(self, sentences: list[Sequence[str]]) -> list[Any]:
-        predicted = iter(self.predict([tokens for tokens in sentences if len(tokens)]))
-        return [next(predicted) if len(tokens) else [] for tokens in sentences]
+    def _run_keeping_empty(self, method: str, sentences: list[Sequence[str]], empty: Any) -> list[Any]:
+        results = iter(self._run(method, [tokens for tokens in sentences if len(tokens)]))
+        return [next(results) if len(tokens) else ([] if empty is None else empty) for tokens in sentences]
 
 
 def load(run_dir: str | Path, which: str = "best", batch_size: int = 256) -> Predictor:

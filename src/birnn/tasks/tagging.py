@@ -171,31 +171,65 @@ class TaggingTask:
         return {k: float(v) for k, v in result.items()}
 
     # ----- prediction ----------------------------------------------------------------------------
-    def predict_ids(self, batch: TaggingBatch) -> list[list[int]]:
-        """Best tag ids per sentence: Viterbi under a CRF, argmax per token otherwise."""
-        emissions = self._emissions(batch)
+    def _best_ids(self, emissions: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+        """Viterbi under a CRF, argmax per token otherwise; one list per sentence."""
         if self.network.crf is not None:
-            best, _ = self.network.crf.decode(emissions, batch.lengths)
+            best, _ = self.network.crf.decode(emissions, lengths)
         else:
             best = emissions.argmax(-1)
-        return [row[:n].tolist() for row, n in zip(best, batch.lengths.tolist(), strict=True)]
+        return [row[:n].tolist() for row, n in zip(best, lengths.tolist(), strict=True)]
+
+    def _marginals(self, emissions: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """p(y_t = k | sentence) over the internal tags: CRF marginals by forward–backward, or the
+        softmax. (B, T, K) -> (B, T, K), 0 at padding."""
+        if self.network.crf is not None:
+            return self.network.crf.marginals(emissions, lengths)
+        return torch.softmax(emissions, dim=-1) * padding_mask(lengths, emissions.shape[1])[..., None]
+
+    @property
+    def labels(self) -> list[str]:
+        """The tag names in the scheme of the training data: the columns of ``predict_proba``."""
+        return list(dict.fromkeys(self._external_label(tag) for tag in self.tags.itos))
+
+    def _external_label(self, tag: str) -> str:
+        """Token-wise BIOES -> BIO (S-X -> B-X, E-X -> I-X) when the network learns BIOES for BIO data."""
+        if self.config.scheme == "bioes" and self.scheme == "bio" and tag[:2] in ("S-", "E-"):
+            return ("B-" if tag[0] == "S" else "I-") + tag[2:]
+        return tag
+
+    def _to_labels(self, p: torch.Tensor) -> torch.Tensor:
+        """(..., K internal tags) -> (..., len(labels)): the probabilities of tags that map to one label add up."""
+        labels = self.labels
+        if len(labels) == len(self.tags):
+            return p
+        merge = torch.zeros(len(self.tags), len(labels), dtype=p.dtype, device=p.device)
+        for k, tag in enumerate(self.tags.itos):
+            merge[k, labels.index(self._external_label(tag))] = 1
+        return p @ merge
+
+    def predict_ids(self, batch: TaggingBatch) -> list[list[int]]:
+        """Best internal tag ids per sentence."""
+        return self._best_ids(self._emissions(batch), batch.lengths)
 
     def predict(self, batch: TaggingBatch) -> list[list[str]]:
         """The tag strings of every sentence, in the scheme of the training data."""
         return [self._to_external(self.tags.decode(ids)) for ids in self.predict_ids(batch)]
 
     def probabilities(self, batch: TaggingBatch) -> torch.Tensor:
-        """p(y_t = k | sentence): CRF marginals by forward–backward, or the softmax. -> (B, T, K), 0 at padding."""
-        emissions = self._emissions(batch)
-        if self.network.crf is not None:
-            return self.network.crf.marginals(emissions, batch.lengths)
-        p = torch.softmax(emissions, dim=-1)
-        return p * padding_mask(batch.lengths, batch.inputs.shape[1])[..., None]
+        """p(y_t = label | sentence) -> (B, T, len(labels)), 0 at padding."""
+        return self._to_labels(self._marginals(self._emissions(batch), batch.lengths))
 
     def predict_proba(self, batch: TaggingBatch) -> list[np.ndarray]:
-        """Per sentence a (length, K) array of tag probabilities, columns in ``tags.itos`` order."""
+        """Per sentence a (length, len(labels)) array of tag probabilities, columns in ``labels`` order."""
         p = self.probabilities(batch)
-        return [row[:n].cpu().numpy() for row, n in zip(p, batch.lengths.tolist(), strict=True)]
+        return [row[:n].detach().cpu().numpy() for row, n in zip(p, batch.lengths.tolist(), strict=True)]
+
+    def predict_with_proba(self, batch: TaggingBatch) -> list[tuple[list[str], np.ndarray]]:
+        """``predict`` and ``predict_proba`` from one pass of the network."""
+        emissions = self._emissions(batch)
+        p = self._to_labels(self._marginals(emissions, batch.lengths))
+        tags = [self._to_external(self.tags.decode(ids)) for ids in self._best_ids(emissions, batch.lengths)]
+        return [(t, row[:len(t)].detach().cpu().numpy()) for t, row in zip(tags, p, strict=True)]
 
     def embed(self, batch: TaggingBatch) -> list[np.ndarray]:
         """Per sentence a (length, 2H) array: the encoder's contextual features of each token."""

@@ -1,0 +1,67 @@
+"""`birnn predict`: a trained tagger over files or stdin, streamed, in CoNLL, CoNLL-U or JSON lines."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import numpy as np
+
+from birnn.cli.options import POSITIVE, RUN
+from birnn.serve.formats import INPUTS, OUTPUTS, Block, format_block, open_lines, read_blocks
+
+
+def _blocks(files: tuple[str, ...], input_format: str) -> Iterator[Block]:
+    for name in files or ("-",):
+        yield from read_blocks(open_lines(name, sys.stdin.buffer), input_format, name)
+
+
+def _progress(blocks: Iterator[Block], counter: list[int]) -> Iterator[Block]:
+    """Count sentences and tokens on the way through; a bar on a terminal."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        blocks = tqdm(blocks, unit=" sentences", file=sys.stderr, leave=False)
+    for block in blocks:
+        counter[0] += 1
+        counter[1] += len(block.tokens)
+        yield block
+
+
+@click.command("predict")
+@click.argument("run", type=RUN)
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--input", "input_format", type=click.Choice(INPUTS),
+              help="text: a sentence per line; conll: a token per line; conllu. [default: conllu "
+                   "for --format conllu, else text]")
+@click.option("--format", "output_format", default="conll", show_default=True, type=click.Choice(OUTPUTS),
+              help="conll: token<TAB>tag lines; conllu: the input with the tag column filled; "
+                   "json: one object per sentence (tokens, tags, p, spans).")
+@click.option("--column", default="upos", show_default=True, type=click.Choice(["upos", "xpos"]),
+              help="The CoNLL-U column --format conllu fills.")
+@click.option("--marginals", is_flag=True, help="JSON: the probability of every tag of every token.")
+@click.option("--batch-size", default=256, show_default=True, type=POSITIVE)
+def predict_command(run: Path, files: tuple[str, ...], input_format: str | None, output_format: str,
+                    column: str, marginals: bool, batch_size: int) -> None:
+    """Tag FILES (or stdin) with the best weights of RUN; tokens/s on stderr at the end."""
+    from birnn.serve import load
+
+    input_format = input_format or ("conllu" if output_format == "conllu" else "text")
+    if output_format == "conllu" and input_format != "conllu":
+        raise click.UsageError("--format conllu fills the column of CoNLL-U input: use --input conllu")
+    model, start, counter = load(run, batch_size=batch_size), time.perf_counter(), [0, 0]
+    labels = model.labels
+    # tee holds the blocks of the predictor's current chunk only: memory stays bounded
+    blocks, pending = itertools.tee(_progress(_blocks(files, input_format), counter))
+    results = model.stream((block.tokens for block in pending), method="predict_with_proba",
+                           empty=([], np.zeros((0, len(labels)))))
+    for block, (tags, p) in zip(blocks, results, strict=True):
+        for line in format_block(output_format, block, tags, p, labels, marginals, column):
+            click.echo(line)
+    seconds = time.perf_counter() - start
+    click.echo(f"{counter[0]:,} sentences, {counter[1]:,} tokens in {seconds:.1f} s "
+               f"({counter[1] / max(seconds, 1e-9):,.0f} tokens/s)", err=True)
