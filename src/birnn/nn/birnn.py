@@ -5,31 +5,28 @@ torch). Parameters are named exactly as in ``nn.LSTM(bidirectional=True)``
 (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0`` and the
 ``_reverse`` twins), so its ``state_dict`` loads into torch's module and back.
 
-Kernel choice per call (``explain()`` says which ran and why):
+Kernels (``KERNELS``; ``explain()`` says which ran and why):
 
-- ``fused``: one bidirectional fused call for the whole stack — every length
-  equals T, the directions have equal sizes, and the layers are joined by
-  concatenation (or there is one layer);
-- ``fused-packed``: the same on packed input — varying lengths without
-  autograd (inference), where skipping the padding pays;
+- ``fused``: one bidirectional fused call for the whole stack (every length
+  equals T; the directions have equal sizes; the layers are joined by
+  concatenation, or there is one layer);
+- ``fused-packed``: the same on packed input (varying lengths);
 - ``hand-bptt`` (CPU, float32/float64, equal sizes): one ``autograd.Function``
   per layer running both directions in one loop over a sorted packed layout
   (padding is never computed) with hand-written BPTT and weight gradients as
-  one GEMM over all steps (``bilayer.py``, ``bptt.py``). Chosen for training
-  GRUs and Elman RNNs (torch has no oneDNN kernel for them), for training
-  LSTMs on varying lengths, for merges other than concat between layers, and
-  for Elman RNNs on varying lengths in inference, where one loop that skips
-  the padding beats torch's packed kernel. Training an LSTM on equal lengths
-  uses oneDNN's fused kernel instead, which is faster there;
+  one GEMM over all steps (``bilayer.py``, ``bptt.py``);
 - ``per-direction``: one fused call per layer and direction, the backward one
-  on ``reverse_padded`` input — directions of different sizes, or varying
-  lengths with autograd off CPU (``kernels.run_direction``: exact finals,
-  an LSTM's c included).
+  on ``reverse_padded`` input (``kernels.run_direction``: exact finals, an
+  LSTM's c included); the only kernel for directions of different sizes.
 
-The figures behind these choices are in docs/performance.md.
-
-``force_kernel`` (None or one of ``KERNELS``) overrides the choice, for tests
-and benchmarks.
+On CPU the kernel is chosen by measurement (``tuning.py``): the first call of
+a configuration times every kernel that is correct for it — ``fused`` only
+where every length is T — and the fastest is kept, in memory and in a cache
+file for later processes. ``BIRNN_KERNEL_TUNING=off``, other devices, and calls
+being compiled or traced use a fixed rule instead (``_rule``: fused calls
+where they apply, ``hand-bptt`` for GRUs and Elman RNNs on CPU and for LSTM
+training on varying lengths). ``force_kernel`` (None or one of ``KERNELS``)
+overrides both, for tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -39,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from birnn.nn import bilayer, kernels
+from birnn.nn import bilayer, kernels, tuning
 from birnn.nn.bidirectional import BiOutput, Final
 from birnn.nn.functional import (
     Merge,
@@ -90,6 +87,7 @@ class BiRNN(nn.Module):
         self.kernel = "not run yet"
         self._reason = ""
         self.force_kernel: str | None = None
+        self.tuning: tuning.Decision | None = None  # the measurement behind the last call's kernel, if any
 
     def reset_parameters(self) -> None:
         """U(-1/√H, 1/√H) for every weight, H of its direction, as torch initialises its RNNs."""
@@ -101,10 +99,61 @@ class BiRNN(nn.Module):
         return [getattr(self, name) for name in self.spec.parameter_names(layer, suffix)]
 
     def explain(self) -> str:
-        """Which kernel the last call used, and why a faster one was refused."""
+        """Which kernel the last call used and why: the measured times of the candidates, or the rule."""
         return f"{self.kernel}: {self._reason}"
 
-    def _choose(self, lengths: torch.Tensor | None, x: torch.Tensor) -> tuple[str, str]:
+    def candidates(self, lengths: torch.Tensor | None, x: torch.Tensor) -> list[str]:
+        """The kernels that compute this call correctly. lengths: (B,) or None (every length T); x: (B, T, I)."""
+        if self.hidden_size != self.backward_hidden_size:
+            return ["per-direction"]
+        result = []
+        if self.num_layers == 1 or self.merge == "concat":  # torch's stack can only concatenate
+            result.append("fused" if lengths is None else "fused-packed")  # padded fused is wrong on varying lengths
+        if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+            result.append("hand-bptt")
+        return [*result, "per-direction"]
+
+    def _select(self, lengths: torch.Tensor | None, x: torch.Tensor) -> tuple[str, str]:
+        """(kernel, reason): forced, measured (``tuning.choose``) or by the fixed rule."""
+        self.tuning = None
+        if self.force_kernel is not None:
+            return self._forced(lengths)
+        rule, reason = self._rule(lengths, x)
+        candidates = self.candidates(lengths, x)
+        if len(candidates) < 2 or not _may_measure(x):
+            return rule, reason
+        key, step = self._measurement(lengths, x)
+        ordered = [rule, *(kernel for kernel in candidates if kernel != rule)]
+        self.tuning = tuning.choose(key, ordered, step)
+        return self.tuning.kernel, f"fastest correct kernel for {key.text()}: {self.tuning.describe()}"
+
+    def _measurement(self, lengths: torch.Tensor | None, x: torch.Tensor) -> tuple[tuning.Key, Any]:
+        """The tuning key of this call and one step of it (forward, and backward when training) per kernel.
+
+        The step runs on a detached copy of x and takes gradients with ``autograd.grad``
+        (no ``.grad`` is touched); the random state (dropout) is restored after it.
+        """
+        weights = [p for p in self.parameters() if p.requires_grad]
+        training = torch.is_grad_enabled() and (x.requires_grad or bool(weights))
+        merge = self.merge if isinstance(self.merge, str) else ("none" if self.merge is None else "callable")
+        key = tuning.Key(
+            self.cell, self.input_size, self.hidden_size, self.backward_hidden_size, self.num_layers, merge,
+            str(x.dtype).removeprefix("torch."), training, training and x.requires_grad, lengths is not None,
+            tuning.bucket(x.shape[0]), tuning.bucket(x.shape[1]), torch.get_num_threads(),
+        )  # fmt: skip
+        probe = x.detach().requires_grad_(key.input_grad)
+        inputs = [*weights, probe] if key.input_grad else weights
+
+        def step(kernel: str) -> None:
+            with torch.random.fork_rng(devices=[]):
+                output, _ = self._run(kernel, probe, lengths, None)
+                if training:
+                    torch.autograd.grad(output.sum(), inputs)
+
+        return key, step
+
+    def _rule(self, lengths: torch.Tensor | None, x: torch.Tensor) -> tuple[str, str]:
+        """(kernel, reason) by fixed rules, for when kernels are not measured."""
         uniform = lengths is None
         hand = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
         if self.hidden_size != self.backward_hidden_size:
@@ -140,7 +189,7 @@ class BiRNN(nn.Module):
             )
         return "fused-packed", "varying lengths without autograd: packing skips the padding"
 
-    def _forced(self, lengths: torch.Tensor | None, x: torch.Tensor) -> tuple[str, str]:
+    def _forced(self, lengths: torch.Tensor | None) -> tuple[str, str]:
         choice = self.force_kernel
         if choice not in KERNELS:
             raise ValueError(f"force_kernel must be None or one of {KERNELS}; got {choice!r}")
@@ -152,9 +201,16 @@ class BiRNN(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, initial: Any = None) -> BiOutput:
         lengths = check_sequence_input(x, lengths, self.input_size)  # None when all T
-        self.kernel, self._reason = self._choose(lengths, x)
-        if self.force_kernel is not None:
-            self.kernel, self._reason = self._forced(lengths, x)
+        self.kernel, self._reason = self._select(lengths, x)
+        output, final = self._run(self.kernel, x, lengths, initial)
+        if self.merge != "concat":  # the directions are zero at padding; a callable may write there
+            output = merge_directions(self.merge, output[..., : self.hidden_size], output[..., self.hidden_size :])
+            if callable(self.merge):
+                output = zero_padding(output, lengths)
+        return BiOutput(output, final)
+
+    def _run(self, kernel: str, x: torch.Tensor, lengths: torch.Tensor | None, initial: Any) -> tuple[Any, Final]:
+        """One call with ``kernel``. -> output (B, T, Hf+Hb) before the last merge, Final(fwd, bwd)."""
         batch = x.shape[0]
         init_fwd = (
             initial[0]
@@ -166,17 +222,11 @@ class BiRNN(nn.Module):
             if initial is not None
             else kernels.zero_state(self.cell, self.num_layers, batch, self.backward_hidden_size, x)
         )
-        if self.kernel == "per-direction":
-            output, final = self._per_direction(x, lengths, init_fwd, init_bwd)
-        elif self.kernel == "hand-bptt":
-            output, final = self._hand_bptt(x, lengths, init_fwd, init_bwd)
-        else:
-            output, final = self._fused(x, lengths, init_fwd, init_bwd)
-        if self.merge != "concat":  # the directions are zero at padding; a callable may write there
-            output = merge_directions(self.merge, output[..., : self.hidden_size], output[..., self.hidden_size :])
-            if callable(self.merge):
-                output = zero_padding(output, lengths)
-        return BiOutput(output, final)
+        if kernel == "per-direction":
+            return self._per_direction(x, lengths, init_fwd, init_bwd)
+        if kernel == "hand-bptt":
+            return self._hand_bptt(x, lengths, init_fwd, init_bwd)
+        return self._fused(x, lengths, init_fwd, init_bwd)
 
     def _fused(self, x, lengths, init_fwd, init_bwd) -> tuple[torch.Tensor, Final]:
         weights = [w for layer in range(self.num_layers) for s in DIRECTIONS for w in self._weights(layer, s)]
@@ -231,6 +281,13 @@ class BiRNN(nn.Module):
     def _direction(self, x, lengths, state, layer: int, suffix: str) -> tuple[torch.Tensor, Any]:
         """One layer, one direction. -> out (B, T, H) (anything at padding), final (1, B, H) or an LSTMState."""
         return kernels.run_direction(self.cell, x, lengths, state, self._weights(layer, suffix), 1, 0.0, self.training)
+
+
+def _may_measure(x: torch.Tensor) -> bool:
+    """Kernels are measured on CPU, when ``$BIRNN_KERNEL_TUNING`` allows it, outside compilation and tracing."""
+    if x.device.type != "cpu" or torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting():
+        return False
+    return tuning.enabled()
 
 
 def _layer(state: Any, layer: int) -> Any:
