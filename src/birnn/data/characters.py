@@ -7,6 +7,9 @@
   ``nn.Embedding(len(WORD_SHAPES), ..., padding_idx=0)``;
 - ``singleton_mask(sentences, vocab)`` and ``singleton_word_dropout(ids, mask, unk_id, p, generator)``:
   Lample et al. (2016)'s <unk> training.
+
+Everything but the torch tensors is NumPy: torch is imported by the functions that return
+tensors, so ONNX inference (``CharBatcher.arrays``, ``word_shape``) runs without it.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import torch
 
 from birnn.data.vocab import UNK, Vocab
+
+if TYPE_CHECKING:
+    import torch
 
 
 def char_vocab(sentences: Iterable[Sequence[str]], min_freq: int = 1) -> Vocab:
@@ -98,8 +103,8 @@ class CharBatcher:
         rows[np.arange(steps)[None, :] < lengths[:, None]] = flat  # row-major order = token order
         return rows
 
-    def __call__(self, sentences: Sequence[Sequence[str]], width: int | None = None) -> CharBatch:
-        """sentences: B lists of token strings -> CharBatch(chars (B, T, C), char_lengths (B, T)).
+    def arrays(self, sentences: Sequence[Sequence[str]], width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """sentences: B lists of token strings -> (chars (B, T, C), char_lengths (B, T)) int64 NumPy arrays.
 
         T = ``width`` (e.g. the word batch's padded length) or the longest sentence;
         C = the longest (truncated) word in the batch. Sentence order is kept, so a
@@ -107,7 +112,13 @@ class CharBatcher:
         """
         rows = self.rows(sentences, width)
         char_lengths = self._lengths[rows]  # (B, T)
-        chars = self._table[rows, : max(int(char_lengths.max()), 1)]  # (B, T, C)
+        return self._table[rows, : max(int(char_lengths.max()), 1)], char_lengths  # (B, T, C), (B, T)
+
+    def __call__(self, sentences: Sequence[Sequence[str]], width: int | None = None) -> CharBatch:
+        """``arrays`` as a CharBatch of torch tensors."""
+        import torch
+
+        chars, char_lengths = self.arrays(sentences, width)
         return CharBatch(torch.from_numpy(chars), torch.from_numpy(char_lengths))
 
 
@@ -169,6 +180,25 @@ def word_shape(token: str) -> int:
     return SHAPE_IDS["mixed"]
 
 
+def shape_rules() -> list[dict[str, str]]:
+    """``word_shape``'s rules in the order they are tried, for users outside Python: a regular
+    expression (Python ``re`` syntax, ``re.search``) or a description of the character test."""
+    return [
+        {"shape": "url", "regex": _URL.pattern, "flags": "IGNORECASE"},
+        {"shape": "mention", "regex": _MENTION.pattern},
+        {"shape": "hashtag", "regex": _HASHTAG.pattern},
+        {"shape": "digits", "regex": _DIGITS.pattern},
+        {"shape": "has_digit", "regex": _HAS_DIGIT.pattern},
+        {"shape": "punct", "test": "no character is alphanumeric (str.isalnum)"},
+        {"shape": "hyphen", "test": "contains '-'"},
+        {"shape": "uncased", "test": "no cased character (ch.lower() == ch.upper() for every ch)"},
+        {"shape": "caps", "test": "two or more cased characters, all upper case"},
+        {"shape": "title", "test": "the first cased character upper case, the other cased ones lower"},
+        {"shape": "lower", "test": "every cased character lower case"},
+        {"shape": "mixed", "test": "any other token"},
+    ]
+
+
 def word_shape_ids(tokens: Sequence[str]) -> list[int]:
     """One ``WORD_SHAPES`` id (>= 1) per token; pad a batch of them with 0."""
     return [word_shape(token) for token in tokens]
@@ -179,6 +209,8 @@ def singleton_mask(sentences: Iterable[Sequence[str]], vocab: Vocab) -> torch.Te
 
     Padding and <unk> are never singletons.
     """
+    import torch
+
     counts = Counter(token for sentence in sentences for token in sentence)
     mask = torch.zeros(len(vocab), dtype=torch.bool)
     ids = [vocab.stoi[word] for word, count in counts.items() if count == 1 and word in vocab]
@@ -202,6 +234,8 @@ def singleton_word_dropout(
     Only ``generator`` draws the u (it must live on ids' device); the same generator
     state gives the same replacements. Apply at training time only.
     """
+    import torch
+
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"p must lie in [0, 1]; got {p}")
     if singleton_mask.dtype != torch.bool or singleton_mask.dim() != 1:
