@@ -153,10 +153,11 @@ class Trainer:
         self.config, self.run_dir, self.progress, self.on_epoch = config, Path(run_dir), progress, on_epoch
         self.log = log  # notices such as settings changed on resume; None: warnings.warn
         parameters = [p for p in task.model.parameters() if p.requires_grad]
+        fused = all(p.dtype in (torch.float32, torch.float64) for p in parameters)  # one kernel per step
         if config.optimizer == "adam":
-            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(parameters, lr=config.lr)
+            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(parameters, lr=config.lr, fused=fused)
         else:
-            self.optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum)
+            self.optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, fused=fused)
         self.history: list[dict[str, float]] = []
         self.best: float | None = None
         self.epoch = 0
