@@ -39,10 +39,12 @@ class TagRun:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # word ⊕ character BiLSTM (Plank et al. 2016; Lample et al. 2016), 2 layers, dropout, singleton <unk>
+    # lower-cased word ⊕ character BiLSTM of the written form ⊕ shape (Plank et al. 2016; Lample et al.
+    # 2016), 2 layers, dropout, singleton <unk>
     "upos": {
         "model": TaggerConfig(model="bilstm", embedding=100, hidden=200, layers=2, dropout=0.33, chars="lstm",
-                              char_embedding=50, char_hidden=50, word_dropout=0.25),
+                              char_embedding=50, char_hidden=100, shape_embedding=16, lowercase=True,
+                              word_dropout=0.25),
         "train": TrainConfig(epochs=20, batch_size=32, lr=2e-3, clip=5.0, lr_decay=0.95),
     },
     # the same with a constrained CRF, BIOES inside, case/shape features (Lample et al. 2016)
