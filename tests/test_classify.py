@@ -124,7 +124,7 @@ def test_gradient_reaches_every_parameter(pool):
     assert not missing, missing
 
 
-def test_the_classifier_learns_and_round_trips(tmp_path):
+def test_the_classifier_learns_and_round_trips(tmp_path, capsys):
     data = polarity(400)
     task = ClassificationTask.for_data(ClassifierConfig(pool="max", hidden=16, embedding=16, dropout=0.1), data)
     examples = task.encode(data)
@@ -140,6 +140,15 @@ def test_the_classifier_learns_and_round_trips(tmp_path):
     assert model.predict(sentences) == ["pos", "neg", "neg", "pos"]  # input order, lengths mixed
     p = np.stack(model.predict_proba(sentences))
     assert p.shape == (4, 2) and np.allclose(p.sum(1), 1) and (p.argmax(1) == [1, 0, 0, 1]).all()
+    (tmp_path / "in.txt").write_text("w1 good\n\nbad w2 w3\n")
+    assert main(["predict", str(tmp_path), str(tmp_path / "in.txt")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["pos", "", "neg"] and 0.5 < float(lines[0].split("\t")[1]) <= 1
+    assert main(["predict", str(tmp_path), str(tmp_path / "in.txt"), "--format", "json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    assert records[1]["label"] == "neg" and set(records[1]["p"]) == {"neg", "pos"}
+    assert records[1]["p"]["neg"] == pytest.approx(model.predict_proba([["bad", "w2", "w3"]])[0][0], abs=1e-5)
+
     rebuilt = from_description(json.loads(json.dumps(task.describe())))
     rebuilt.model.load_state_dict(task.model.state_dict())
     rebuilt.model.eval(), task.model.eval()

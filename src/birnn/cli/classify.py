@@ -34,6 +34,7 @@ def _p(path: str, *declarations: str, **settings):
 @from_config(_R, "model.tokenizer", type=click.Choice(TOKENIZERS), help="How text is split into tokens.")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), help="Settings of the documented MR classifier.")
 @_p("cv", type=click.IntRange(min=0), help="K-fold cross-validation, stratified (0: one run).")
+@click.option("--max-folds", type=POSITIVE, help="Run only the first N of the --cv folds. [default: all]")
 @from_config(_R, "dev_fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
              help="Dev share of the training data, stratified, when there is no --dev.")
 @from_config(_R, "split_seed", type=int, help="Seed of the folds and dev shares.")
@@ -42,6 +43,7 @@ def _p(path: str, *declarations: str, **settings):
 @_p("model.hidden", type=POSITIVE, help="Units per direction (a one-directional model gets 2×).")
 @_p("model.embedding", type=POSITIVE, help="Word vector size.")
 @_p("model.init", type=POSITIVE_FLOAT, help="Word vectors start U(-init, init).")
+@_p("model.min_count", type=POSITIVE, help="Words seen fewer times in training are <unk>.")
 @_p("model.layers", type=POSITIVE)
 @_p("model.chars", type=click.Choice(CHAR_ENCODERS), help="Character encoder per word.")
 @_p("model.char_embedding", type=POSITIVE)
@@ -67,7 +69,8 @@ def classify_command(train_files: tuple[Path, ...], out: Path, resume: bool, qui
     run = ClassifyRun.build(train_files, **settings)
     result = run_classifier(run, out, resume, progress=not quiet, log=click.echo)
     if run.cv:
-        click.echo(f"{run.cv}-fold accuracy {100 * result['accuracy_mean']:.2f} ± {100 * result['accuracy_sd']:.2f}, "
+        folds = f"folds 1-{len(result['folds'])} of {run.cv}:" if run.max_folds else f"{run.cv}-fold"
+        click.echo(f"{folds} accuracy {100 * result['accuracy_mean']:.2f} ± {100 * result['accuracy_sd']:.2f}, "
                    f"macro-F1 {100 * result['macro_f1_mean']:.2f} ± {100 * result['macro_f1_sd']:.2f} "
                    f"({result['seconds'] / 60:.1f} min); {out}/cv.json")
         return

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -32,6 +34,25 @@ def _progress(blocks: Iterator[Block], counter: list[int]) -> Iterator[Block]:
         yield block
 
 
+def _classify(model: Any, files: tuple[str, ...], output_format: str) -> None:
+    """A classifier: one sentence per input line, split as in training -> ``label<TAB>p`` per line
+    (json: the text, the label and every label's probability); an empty line stays empty."""
+    if output_format == "conllu":
+        raise click.UsageError("a classifier labels whole sentences: use --format conll or json")
+    labels = model.labels
+    texts, pending = itertools.tee(text for name in files or ("-",) for _, text in open_lines(name, sys.stdin.buffer))
+    results = model.stream((model.task.tokenize(text) for text in pending), method="predict_with_proba",
+                           empty=("", None))
+    for text, (label, p) in zip(texts, results, strict=True):
+        if p is None:
+            click.echo("")
+        elif output_format == "json":
+            probabilities = {name: round(float(q), 6) for name, q in zip(labels, p, strict=True)}
+            click.echo(json.dumps({"text": text, "label": label, "p": probabilities}, ensure_ascii=False))
+        else:
+            click.echo(f"{label}\t{float(p[labels.index(label)]):.4f}")
+
+
 @click.command("predict")
 @click.argument("run", type=RUN)
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
@@ -54,6 +75,8 @@ def predict_command(run: Path, files: tuple[str, ...], input_format: str | None,
     if output_format == "conllu" and input_format != "conllu":
         raise click.UsageError("--format conllu fills the column of CoNLL-U input: use --input conllu")
     model, start, counter = load(run, batch_size=batch_size), time.perf_counter(), [0, 0]
+    if model.kind == "classify":
+        return _classify(model, files, output_format)
     labels = model.labels
     # tee holds the blocks of the predictor's current chunk only: memory stays bounded
     blocks, pending = itertools.tee(_progress(_blocks(files, input_format), counter))

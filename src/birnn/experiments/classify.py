@@ -34,8 +34,9 @@ Pair = tuple[list[str], str]
 class ClassifyRun:
     """Files (``file_format`` auto|tsv|classes|csv|jsonl, see ``data.textclass``; several train files
     or a folder: one file per class), how a dev set is made when there is no ``dev_file``
-    (``dev_fraction`` of the training data, stratified), ``cv`` folds (0: one run), the model and
-    how to train it. ``split_seed`` draws the folds and dev shares."""
+    (``dev_fraction`` of the training data, stratified), ``cv`` folds (0: one run; ``max_folds``: run
+    only the first folds of the ``cv``, for quicker comparisons), the model and how to train it.
+    ``split_seed`` draws the folds and dev shares."""
 
     train_files: tuple[Path, ...]
     dev_file: Path | None = None
@@ -45,6 +46,7 @@ class ClassifyRun:
     label_field: str = "label"
     dev_fraction: float = 0.1
     cv: int = 0
+    max_folds: int | None = None
     split_seed: int = 0
     model: ClassifierConfig = field(default_factory=ClassifierConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -54,6 +56,8 @@ class ClassifyRun:
             raise ValueError(f"dev_fraction must lie in (0, 1); got {self.dev_fraction}")
         if self.cv == 1 or self.cv < 0:
             raise ValueError(f"cv must be 0 (no cross-validation) or >= 2 folds; got {self.cv}")
+        if self.max_folds is not None and not 1 <= self.max_folds <= self.cv:
+            raise ValueError(f"max_folds must lie in [1, cv={self.cv}]; got {self.max_folds}")
         if self.cv and self.test_file is not None:
             raise ValueError("cross-validation scores every held-out fold; give no test file with cv")
 
@@ -168,8 +172,9 @@ def epoch_line(epoch: int, row: dict[str, float]) -> str:
 def train_once(run: ClassifyRun, train: list[Pair], dev: list[Pair], test: list[Pair] | None, out: Path,
                resume: bool = False, progress: bool = True, log: Callable[[str], Any] = print) -> dict[str, Any]:
     """Train on ``train``, select on ``dev``, score the best weights on ``test`` (confusion.png in ``out``).
-    -> {"best_dev", "dev": metrics, "test": metrics or None, "confusion": (K, K) list, "labels", "seconds"}."""
-    started = time.perf_counter()
+    -> {"best_dev", "dev": metrics, "test": metrics or None, "confusion": (K, K) list, "labels", "seconds",
+    "cpu_seconds"} (wall-clock and this process's CPU time)."""
+    started, cpu = time.perf_counter(), time.process_time()
     held = resume and exists(out / "checkpoint")
     task = load_task(out, "checkpoint") if held else ClassificationTask.for_data(run.model, train)
     task.model.train()
@@ -185,7 +190,7 @@ def train_once(run: ClassifyRun, train: list[Pair], dev: list[Pair], test: list[
     plot_confusion(matrix, best.labels, out / "confusion.png", "test" if test is not None else "dev")
     return {"best_dev": summary["best_dev"], "dev": best.metrics(outcomes(best, examples["dev"])),
             "test": best.metrics(results) if test is not None else None, "confusion": matrix.tolist(),
-            "labels": best.labels, "seconds": time.perf_counter() - started}
+            "labels": best.labels, "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}
 
 
 # ----- the run: one training or cross-validation ---------------------------------------------------
@@ -219,7 +224,7 @@ def cross_validate(run: ClassifyRun, examples: list[Pair], out: Path, resume: bo
     if started and not resume:
         raise RunExists(f"{out} already holds cross-validation folds; resume it or choose another directory")
     labels = [label for _, label in examples]
-    folds = stratified_folds(labels, run.cv, run.split_seed)
+    folds = stratified_folds(labels, run.cv, run.split_seed)[: run.max_folds]
     results = []
     for number, held_out in enumerate(folds, start=1):
         directory = out / f"fold-{number:02d}"
@@ -237,17 +242,19 @@ def cross_validate(run: ClassifyRun, examples: list[Pair], out: Path, resume: bo
         log(f"fold {number}/{run.cv}: test accuracy {result['test']['accuracy']:.4f}, "
             f"macro-F1 {result['test']['macro_f1']:.4f} ({result['seconds']:.0f} s)")
         results.append(result)
-    summary = cv_summary(results)
+    summary = cv_summary(results) | {"cv": run.cv}
     write_atomic(out / "cv.json", json.dumps(summary, indent=1).encode())
     matrix = np.sum([np.asarray(r["confusion"]) for r in results], axis=0)
-    plot_confusion(matrix, results[0]["labels"], out / "confusion.png", f"{run.cv}-fold cross-validation")
+    plot_confusion(matrix, results[0]["labels"], out / "confusion.png",
+                   f"{len(results)} of {run.cv} folds of cross-validation")
     log(confusion_text(matrix, results[0]["labels"]))
     return summary
 
 
 def cv_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and sample standard deviation (ddof = 1) of the folds' test accuracy and macro-F1."""
-    summary: dict[str, Any] = {"folds": results, "seconds": sum(r["seconds"] for r in results)}
+    summary: dict[str, Any] = {"folds": results, "seconds": sum(r["seconds"] for r in results),
+                               "cpu_seconds": sum(r.get("cpu_seconds", 0.0) for r in results)}
     for metric in ("accuracy", "macro_f1"):
         values = np.asarray([r["test"][metric] for r in results])
         summary[f"{metric}_mean"] = float(values.mean())

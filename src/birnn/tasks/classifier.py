@@ -36,16 +36,17 @@ Example = tuple[list[int], int, list[str]]  # word ids, label id, tokens as writ
 class ClassifierConfig:
     """model: one of ``encoders.MODELS``; hidden: units per direction (a one-directional model gets 2×);
     pool: how the steps become one vector (``nn.pooling.POOLS``); embedding: word vector size,
-    initialised U(-init, init); chars: "lstm" | "cnn" | "none", ``char_hidden`` units per direction
-    (the CNN gets 2·char_hidden filters); dropout: on the token vectors, between layers and on the
-    pooled vector; word_dropout: probability that a training singleton is read as <unk>;
-    lowercase: words looked up lower-cased; tokenizer: how raw text is split at prediction time
-    ("whitespace" | "regex", as in training)."""
+    initialised U(-init, init), for the words seen at least ``min_count`` times (others are <unk>);
+    chars: "lstm" | "cnn" | "none", ``char_hidden`` units per direction (the CNN gets 2·char_hidden
+    filters); dropout: on the token vectors, between layers and on the pooled vector; word_dropout:
+    probability that a training singleton is read as <unk>; lowercase: words looked up lower-cased;
+    tokenizer: how raw text is split at prediction time ("whitespace" | "regex", as in training)."""
 
     model: str = "bilstm"
     pool: str = "max"
     embedding: int = 300
     init: float = 0.25
+    min_count: int = 1
     hidden: int = 128
     layers: int = 1
     dropout: float = 0.5
@@ -59,7 +60,7 @@ class ClassifierConfig:
 
     def __post_init__(self) -> None:
         check_model(self.model)
-        for name in ("embedding", "hidden", "layers", "char_embedding", "char_hidden"):
+        for name in ("embedding", "min_count", "hidden", "layers", "char_embedding", "char_hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
         for name in ("dropout", "word_dropout"):
@@ -156,12 +157,12 @@ class ClassificationTask:
     def for_data(cls, config: ClassifierConfig, examples: Sequence[tuple[Sequence[str], str]]) -> ClassificationTask:
         """Vocabularies of the training examples; labels sorted, so their ids do not depend on file order."""
         lookup = [cls._lookup_form(config, tokens) for tokens, _ in examples]
-        words = Vocab.build(lookup)
+        words = Vocab.build(lookup, min_freq=config.min_count)
         counts: dict[str, int] = {}
         for tokens in lookup:
             for token in tokens:
                 counts[token] = counts.get(token, 0) + 1
-        singletons = sorted(words.stoi[w] for w, n in counts.items() if n == 1)
+        singletons = sorted(words.stoi[w] for w, n in counts.items() if n == 1 and w in words)
         labels = Vocab(sorted({label for _, label in examples}), specials=False)
         if len(labels) < 2:
             raise ValueError(f"classification needs at least two labels; got {labels.itos}")
