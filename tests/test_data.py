@@ -7,7 +7,17 @@ import gzip
 import pytest
 import torch
 
-from birnn.data import Vocab, batch_indices, collate, read_columns, read_conllu, read_tagged, resolve
+from birnn.data import (
+    Vocab,
+    batch_indices,
+    collate,
+    read_columns,
+    read_conllu,
+    read_symbol_sequences,
+    read_tagged,
+    read_text,
+    resolve,
+)
 from birnn.data.registry import NAMED, sha1_of
 from conftest import SHARED_DATA
 
@@ -102,3 +112,69 @@ def test_registry_accepts_the_real_file(tmp_path, monkeypatch):
     assert sha1_of(real) == NAMED["timemachine"].sha1
     (tmp_path / "timemachine.txt").write_bytes(real.read_bytes())
     assert resolve("timemachine") == tmp_path / "timemachine.txt"
+
+
+def test_column_reader_refuses_conllu_and_untagged_files(tmp_path):
+    conllu_file = tmp_path / "ud.txt"  # a CoNLL-U file read as columns: comments and ranges are no tokens
+    conllu_file.write_text(CONLLU)
+    with pytest.raises(ValueError, match=r"ud.txt:3: a CoNLL-U line .*--format conllu"):
+        read_tagged(conllu_file, format="conll")
+    untagged = tmp_path / "untagged.conll"
+    untagged.write_text("a\t_\nb\t_\n\nc\t_\n")
+    with pytest.raises(ValueError, match=r"untagged.conll: every tag in the last column is '_'"):
+        read_columns(untagged)
+    assert read_columns(untagged, require_tags=False)[1] == (["c"], ["_"])
+    no_xpos = tmp_path / "no_xpos.conllu"
+    no_xpos.write_text(CONLLU.replace("\tPRP\t", "\t_\t").replace("\tMD\t", "\t_\t").replace("\tRB\t", "\t_\t")
+                       .replace("\tVB\t", "\t_\t").replace("\tUH\t", "\t_\t"))
+    with pytest.raises(ValueError, match=r"no_xpos.conllu: every tag in XPOS is '_'"):
+        read_conllu(no_xpos, "xpos")
+    assert read_conllu(no_xpos)[1] == (["Yes"], ["INTJ"])
+
+
+def test_conllu_reader_names_the_bad_line(tmp_path):
+    path = tmp_path / "bad.conllu"
+    path.write_text(CONLLU.replace("3\tn't\tnot", "3\tn't not"))
+    with pytest.raises(ValueError, match=r"bad.conllu:6: not valid CoNLL-U: expected 10 tab-separated columns; got 9"):
+        read_conllu(path)
+    path.write_text(CONLLU.replace("4\tgo\tgo", "four\tgo\tgo"))
+    with pytest.raises(ValueError, match=r"bad.conllu:7: .*ID must be an integer.*got 'four'"):
+        read_conllu(path)
+
+
+def test_readers_accept_bom_and_crlf_and_name_bad_bytes(tmp_path):
+    path = tmp_path / "bom.conll"
+    path.write_bytes(b"\xef\xbb\xbfParis\tB-loc\r\nis\tO\r\n\r\nNice\tB-loc\r\n")
+    assert read_columns(path) == [(["Paris", "is"], ["B-loc", "O"]), (["Nice"], ["B-loc"])]
+    assert read_text(path).startswith("Paris\tB-loc\nis")
+    path.write_bytes(b"Paris\tB-loc\nCaf\xe9\tO\n")  # Latin-1
+    with pytest.raises(ValueError, match=r"bom.conll:2: not UTF-8 text \(byte 0xe9 at column 4\)"):
+        read_columns(path)
+    with pytest.raises(ValueError, match=r"bom.conll:2: not UTF-8"):
+        read_text(path)
+
+
+def test_a_truncated_gzip_file_is_named_not_an_interrupt(tmp_path, capsys):
+    whole = gzip.compress(("Paris\tB-loc\nis\tO\n\n" * 200).encode())
+    path = tmp_path / "train.conll.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=r"train.conll.gz: damaged or truncated gzip file"):
+        read_columns(path)
+    path.write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match=r"train.conll.gz: damaged or truncated gzip file"):
+        read_columns(path)
+    from birnn.cli import main
+
+    assert main(["train", "tag", "--train", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"birnn: error: {path}: damaged or truncated gzip file (Not a gzipped file (b'no'))"
+    ]
+
+
+def test_symbol_reader_refuses_symbols_beyond_int64(tmp_path):
+    path = tmp_path / "symbols.txt"
+    path.write_text("0 1 2\n3 99999999999999999999\n")
+    with pytest.raises(ValueError, match=r"symbols.txt:2: symbol 99999999999999999999 is too large"):
+        read_symbol_sequences(path)
+    path.write_text("0 1 2\n3 000000000000000000000000004\n")
+    assert read_symbol_sequences(path)[1].tolist() == [3, 4]

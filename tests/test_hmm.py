@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from birnn.hmm import HMM, casino
 from birnn.hmm import inference as inf
+from birnn.spec import check_memory
 from brute_force import enumerate_paths, hmm_log_unary, path_score
 
 
@@ -286,3 +288,38 @@ def test_zero_probability_sequence_is_minus_inf_and_refused_by_posteriors(blas, 
     np.testing.assert_allclose(hmm.posterior(obs[[0, 2]], lengths[[0, 2]])[0], [[1, 0], [0, 1], [0, 1]])
     _, log_prob = hmm.viterbi(obs, lengths)
     assert log_prob[1] == -np.inf and np.isfinite(log_prob[[0, 2]]).all()
+
+
+def _per_step_sample(hmm, n, T, seed):
+    """The plain per-step inverse-CDF sampler the compiled one must reproduce draw for draw."""
+    rng = np.random.default_rng(seed)
+
+    def draw(cumulative, count):
+        u = rng.random(count)[:, None]
+        return np.minimum((u >= cumulative).sum(axis=1), cumulative.shape[1] - 1)
+
+    states = np.empty((n, T), dtype=np.int64)
+    states[:, 0] = draw(np.cumsum(hmm.start)[None, :], n)
+    for t in range(1, T):
+        states[:, t] = draw(np.cumsum(hmm.transition, axis=1)[states[:, t - 1]], n)
+    obs = draw(np.cumsum(hmm.emission, axis=1)[states.ravel()], n * T).reshape(n, T)
+    return obs, states
+
+
+@pytest.mark.parametrize(("n", "T"), [(1, 1), (3, 700), (2000, 600)])
+def test_compiled_sampler_draws_what_the_per_step_sampler_draws(n, T, monkeypatch):
+    monkeypatch.setattr("birnn.hmm.model._SAMPLE_BLOCK", 1000)  # many blocks, also for one long sequence
+    transition = [[0.0, 0.5, 0.5], [0.9, 0.1, 0.0], [0.2, 0.0, 0.8]]
+    hmm = HMM([0.0, 0.7, 0.3], transition, [[0.0, 1.0], [0.6, 0.4], [0.5, 0.5]])
+    obs, states = hmm.sample(n, T, seed=5)
+    expected_obs, expected_states = _per_step_sample(hmm, n, T, 5)
+    assert np.array_equal(obs, expected_obs) and np.array_equal(states, expected_states)
+
+
+def test_sizes_that_cannot_be_allocated_are_refused_up_front(monkeypatch):
+    monkeypatch.setattr("birnn.hmm.model.check_memory", functools.partial(check_memory, available=1 << 30))
+    with pytest.raises(ValueError, match=r"an HMM of 2 states over 10,000,000,001 symbols \(1 \+ the largest symbol\) "
+                                         r"needs 894.1 GiB of memory; 1.0 GiB is available"):
+        HMM.fit([np.array([3, 10**10, 2])], 2)
+    with pytest.raises(ValueError, match=r"sampling n=1 sequences of T=100,000,000 steps needs 1.5 GiB"):
+        casino().sample(1, 10**8)

@@ -18,6 +18,7 @@ drawn from U(-1/√H_s, 1/√H_s), as torch initialises its recurrent modules.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,3 +184,51 @@ def padding_mask(lengths: Any, steps: int) -> Any:
         lengths = np.asarray(lengths)
         positions = np.arange(steps)
     return positions[None, :] < lengths[:, None]
+
+
+def available_memory() -> int | None:
+    """Bytes a new allocation may take now: Linux's MemAvailable (else the free physical pages),
+    capped by the address-space limit (``ulimit -v``); None when the system does not say."""
+    found: int | None = None
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    found = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        found = None
+    if found is None:
+        try:
+            found = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            found = None
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY and limit > 0:
+            found = limit if found is None else min(found, limit)
+    except (ImportError, ValueError, OSError):
+        pass
+    return found
+
+
+def format_bytes(count: float) -> str:
+    """1536 -> '1.5 KiB'; binary units up to EiB."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(count) < 1024:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} EiB"
+
+
+def check_memory(needed: int, what: str, available: int | None = None) -> None:
+    """Refuse up front what cannot be allocated: ValueError "``what`` needs N; M available".
+
+    ``available`` defaults to ``available_memory()``; when that is unknown nothing is refused.
+    """
+    available = available_memory() if available is None else available
+    if available is not None and needed > available:
+        raise ValueError(
+            f"{what} needs {format_bytes(needed)} of memory; {format_bytes(available)} is available"
+        )

@@ -151,3 +151,33 @@ def viterbi(log_start, log_trans, log_emission, obs, lengths, deltas):  # pragma
                 arg = previous
                 paths[b, t - 1] = arg
     return paths, scores
+
+
+@njit(cache=True)
+def _inverse_cdf(cumulative, u):  # pragma: no cover - compiled
+    """#{k : u >= C[k]}, capped at K-1: the index k with C[k-1] <= u < C[k]."""
+    count = 0
+    for k in range(cumulative.shape[0]):
+        if u >= cumulative[k]:
+            count += 1
+    return min(count, cumulative.shape[0] - 1)
+
+
+@njit(cache=True)
+def sample_chain(cumulative_start, cumulative_trans, uniforms, first, states):  # pragma: no cover - compiled
+    """Fill states[:, first : first + S] from uniforms (S, n) by inverse-CDF sampling:
+    h_0 from C_start, h_t from row h_{t-1} of C_trans (cumulative sums along the last axis)."""
+    for s in range(uniforms.shape[0]):
+        t = first + s
+        for b in range(uniforms.shape[1]):
+            if t == 0:
+                states[b, 0] = _inverse_cdf(cumulative_start, uniforms[s, b])
+            else:
+                states[b, t] = _inverse_cdf(cumulative_trans[states[b, t - 1]], uniforms[s, b])
+
+
+@njit(cache=True)
+def sample_rows(cumulative, rows, uniforms, out):  # pragma: no cover - compiled
+    """out[i] = inverse-CDF draw from row rows[i] of ``cumulative`` (R, V) with uniforms[i]."""
+    for i in range(rows.shape[0]):
+        out[i] = _inverse_cdf(cumulative[rows[i]], uniforms[i])

@@ -11,11 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from birnn.hmm import inference, learning
+from birnn.hmm import inference, kernels, learning
 from birnn.hmm._inputs import as_observations
+from birnn.spec import check_memory
 
 _FORMAT = "birnn.hmm"
 _ROW_TOLERANCE = 1e-6
+_TABLES = 6  # float64 tables of one size that Baum–Welch holds at once (parameters, counts; α̂, β̂, γ)
+_SAMPLE_BLOCK = 1 << 20  # uniforms drawn at a time (8 MiB)
 
 
 def _probabilities(value: Any, name: str, ndim: int) -> np.ndarray:
@@ -87,17 +90,29 @@ class HMM:
 
     # ----- sampling ---------------------------------------------------------------------------
     def sample(self, n: int, T: int, seed: int | np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Draw n sequences of length T. -> obs (n, T) int64, states (n, T) int64."""
+        """Draw n sequences of length T. -> obs (n, T) int64, states (n, T) int64.
+
+        Compiled inverse-CDF draws from uniforms taken in blocks of ``_SAMPLE_BLOCK``: memory
+        beyond the two outputs is bounded, and the draws are those of one uniform per state
+        (time-major) followed by one per observation (row-major).
+        """
         if n < 1 or T < 1:
             raise ValueError(f"n and T must be >= 1; got n={n}, T={T}")
+        check_memory(2 * 8 * n * T, f"sampling n={n:,} sequences of T={T:,} steps")
         rng = np.random.default_rng(seed)
         states = np.empty((n, T), dtype=np.int64)
-        cumulative_trans = np.cumsum(self.transition, axis=1)
-        states[:, 0] = _draw(np.cumsum(self.start)[None, :], rng, n)
-        for t in range(1, T):
-            states[:, t] = _draw(cumulative_trans[states[:, t - 1]], rng, n)
-        obs = _draw(np.cumsum(self.emission, axis=1)[states.ravel()], rng, n * T).reshape(n, T)
-        return obs, states
+        steps = max(1, _SAMPLE_BLOCK // n)
+        cumulative_start, cumulative_trans = np.cumsum(self.start), np.cumsum(self.transition, axis=1)
+        for first in range(0, T, steps):
+            uniforms = rng.random((min(steps, T - first), n))
+            kernels.sample_chain(cumulative_start, cumulative_trans, uniforms, first, states)
+        obs = np.empty(n * T, dtype=np.int64)
+        flat_states, cumulative_emission = states.reshape(-1), np.cumsum(self.emission, axis=1)
+        for first in range(0, n * T, _SAMPLE_BLOCK):
+            last = min(first + _SAMPLE_BLOCK, n * T)
+            kernels.sample_rows(cumulative_emission, flat_states[first:last], rng.random(last - first),
+                                obs[first:last])
+        return obs.reshape(n, T), states
 
     # ----- inference --------------------------------------------------------------------------
     def log_likelihood(self, obs: Any, lengths: Any = None) -> Any:
@@ -156,9 +171,13 @@ class HMM:
             n_symbols = init.n_symbols
             if init.n_states != n_states:
                 raise ValueError(f"init has {init.n_states} states; n_states is {n_states}")
+        derived = n_symbols is None
         if n_symbols is None:
             n_symbols = _largest_symbol(obs) + 1
+        what = f"an HMM of {n_states} states over {n_symbols:,} symbols" + " (1 + the largest symbol)" * derived
+        check_memory(_TABLES * 8 * n_states * n_symbols, what)
         data = as_observations(obs, lengths, n_symbols)
+        check_memory(_TABLES * 8 * data.obs.size * n_states, f"Baum–Welch on {data.obs.shape} observations")
         params = (
             init._params()
             if init is not None
@@ -197,12 +216,6 @@ class HMM:
             return cls(payload["start"], payload["transition"], payload["emission"])
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{path}: {exc}") from exc
-
-
-def _draw(cumulative: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Inverse-CDF sampling, one draw per row of ``cumulative`` (rows, K) -> (n,)."""
-    u = rng.random(n)[:, None]
-    return np.minimum((u >= cumulative).sum(axis=1), cumulative.shape[1] - 1)
 
 
 def _largest_symbol(obs: Any) -> int:
