@@ -162,3 +162,22 @@ def test_cli_predict_usage_errors(tmp_path, capsys):
     assert main(["predict", str(tmp_path), "--format", "conllu", "--input", "text"]) == 2
     assert main(["predict", str(tmp_path), "--format", "yaml"]) == 2
     assert all(len(line) and "Traceback" not in line for line in capsys.readouterr().err.splitlines())
+
+
+def test_evaluate_reports_precision_recall_f1_support_per_type():
+    """Strict spans by value: gold PER(0-2), LOC(3); predicted PER cut short and LOC right."""
+    from birnn.experiments.tagging import epoch_line, report_lines
+
+    sentences = [(["Ann", "Lee", "in", "Rome"], ["B-PER", "I-PER", "O", "B-LOC"])]
+    task = TaggingTask.for_data(TaggerConfig(hidden=4, embedding=4), sentences)
+    gold = task.tags.encode(sentences[0][1])
+    scores = task.metrics([[(task.tags.encode(["B-PER", "O", "O", "B-LOC"]), gold, [False] * 4)]])
+    assert scores["support_PER"] == scores["support_LOC"] == 1
+    assert (scores["precision_PER"], scores["recall_PER"], scores["precision_LOC"]) == (0, 0, 1)
+    lines = report_lines(scores)
+    assert lines[:4] == ["accuracy 0.7500", "precision 0.5000", "recall 0.5000", "f1 0.5000"]
+    assert lines[4].split() == ["type", "precision", "recall", "f1", "support"]
+    assert lines[5].split() == ["LOC", "1.0000", "1.0000", "1.0000", "1"]
+    assert lines[6].split() == ["PER", "0.0000", "0.0000", "0.0000", "1"]
+    line = epoch_line(3, {"train_loss": 0.5, "tokens_per_s": 10.0} | {f"dev_{k}": v for k, v in scores.items()})
+    assert "dev_f1_PER 0.0000" in line and "precision_PER" not in line and "support" not in line

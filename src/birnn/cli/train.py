@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from birnn.cli.options import FILE, POSITIVE, POSITIVE_FLOAT, RUN, from_config, one_line, preset_option
-from birnn.experiments.tagging import PRESETS, TagRun, run_tagger, score_file
+from birnn.experiments.tagging import PRESETS, TagRun, headline, report_lines, run_tagger, score_file
 from birnn.tasks import MODELS
 from birnn.tasks.tagger import CHAR_ENCODERS
 
@@ -71,7 +71,7 @@ def tag_command(train_file: Path, out: Path, resume: bool, quiet: bool, **settin
         return
     click.echo(f"best dev {result['monitor']}: {result['best_dev']}; run in {out}")
     if result["test"] is not None:
-        click.echo("test " + one_line(result["test"]))
+        click.echo("test " + one_line(headline(result["test"])))
 
 
 @click.command("evaluate")
@@ -81,5 +81,5 @@ def tag_command(train_file: Path, out: Path, resume: bool, quiet: bool, **settin
 @from_config(_T, "column", type=_COLUMN)
 def evaluate_command(run: Path, data_file: Path, file_format: str, column: str) -> None:
     """Accuracy (and span F1 for BIO tags) of the best weights of RUN on --data."""
-    for name, value in score_file(run, data_file, file_format, column).items():
-        click.echo(f"{name} {value:.4f}")
+    for line in report_lines(score_file(run, data_file, file_format, column)):
+        click.echo(line)

@@ -57,8 +57,29 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+PER_TYPE = ("precision_", "recall_", "support_")  # per chunk type: in the report, not in one-line summaries
+
+
+def headline(scores: dict[str, float], prefix: str = "") -> dict[str, float]:
+    """The scores without the per-type precision, recall and support."""
+    return {k: v for k, v in scores.items() if not k.removeprefix(prefix).startswith(PER_TYPE)}
+
+
+def report_lines(scores: dict[str, float]) -> list[str]:
+    """The overall scores, one per line, then for chunk tags a table of precision, recall, F1 and
+    support per type."""
+    lines = [f"{name} {value:.4f}" for name, value in headline(scores).items() if not name.startswith("f1_")]
+    kinds = [name.removeprefix("support_") for name in scores if name.startswith("support_")]
+    if kinds:
+        width = max(len(kind) for kind in kinds + ["type"])
+        lines.append(f"{'type':<{width}}  precision  recall      f1  support")
+        lines += [f"{kind:<{width}}  {scores['precision_' + kind]:9.4f}  {scores['recall_' + kind]:6.4f}  "
+                  f"{scores['f1_' + kind]:6.4f}  {scores['support_' + kind]:7.0f}" for kind in sorted(kinds)]
+    return lines
+
+
 def epoch_line(epoch: int, row: dict[str, float]) -> str:
-    scores = "".join(f", {k} {v:.4f}" for k, v in row.items() if k.startswith("dev_"))
+    scores = "".join(f", {k} {v:.4f}" for k, v in headline(row, "dev_").items() if k.startswith("dev_"))
     return f"epoch {epoch}: train loss {row['train_loss']:.4f}{scores}, {row['tokens_per_s']:,.0f} tokens/s"
 
 

@@ -150,7 +150,8 @@ class TaggingTask:
 
     def metrics(self, outcomes: list[list[tuple[list[int], list[int], list[bool]]]]) -> dict[str, float]:
         """accuracy, accuracy on known and unknown words; for chunk tags seqeval's strict span
-        precision/recall/F1 (micro) and F1 per chunk type (``f1_TYPE``)."""
+        precision/recall/F1 (micro) and per chunk type ``f1_TYPE``, ``precision_TYPE``,
+        ``recall_TYPE`` and ``support_TYPE`` (gold spans)."""
         triples = [t for batch in outcomes for t in batch]
         hits = np.concatenate([np.equal(p, g) for p, g, _ in triples]) if triples else np.zeros(0, bool)
         unknown = np.concatenate([np.asarray(u, bool) for _, _, u in triples]) if triples else np.zeros(0, bool)
@@ -167,7 +168,10 @@ class TaggingTask:
         report = classification_report(gold, predicted, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
         result |= {"precision": report["micro avg"]["precision"], "recall": report["micro avg"]["recall"],
                    "f1": report["micro avg"]["f1-score"]}
-        result |= {f"f1_{kind}": scores["f1-score"] for kind, scores in report.items() if " avg" not in kind}
+        for kind, scores in report.items():
+            if " avg" not in kind:
+                result |= {f"f1_{kind}": scores["f1-score"], f"precision_{kind}": scores["precision"],
+                           f"recall_{kind}": scores["recall"], f"support_{kind}": scores["support"]}
         return {k: float(v) for k, v in result.items()}
 
     # ----- prediction ----------------------------------------------------------------------------
