@@ -58,6 +58,7 @@ def _p(path: str, *declarations: str, **settings):
 @_p("train.patience", type=POSITIVE, help="Stop after N epochs without a better dev score.")
 @_p("train.monitor", help="Dev metric for best/ and patience (auto: span F1 for BIO/BIOES tags, else accuracy).")
 @from_config(_T, "train.seed", type=int)
+@_p("model.bilm", type=click.Path(file_okay=False), help="biLM run: frozen token vectors join the input.")
 @click.option("--out", default=Path("runs/tagger"), show_default=True, type=RUN, help="Run directory.")
 @click.option("--resume", is_flag=True, help="Continue the checkpoint in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from birnn.data import read_tagged
+from birnn.experiments.bilm import load_embedder
 from birnn.tasks import TaggerConfig, TaggingTask
 from birnn.train import TrainConfig, Trainer, distributed, evaluate, load_task, with_overrides
 
@@ -92,7 +93,8 @@ def run_tagger(
     train = run.read(run.train_file)
     dev = run.read(run.dev_file) if run.dev_file else None
     test = run.read(run.test_file) if run.test_file else None  # read now: a bad path fails before training
-    task = load_task(out, "checkpoint") if resume else TaggingTask.for_data(run.model, train)
+    bilm = load_embedder(run.model.bilm) if run.model.bilm and not resume else None  # a missing run fails here
+    task = load_task(out, "checkpoint") if resume else TaggingTask.for_data(run.model, train, bilm)
     if resume:
         task.model.train()
     dev_examples = task.encode(dev, str(run.dev_file)) if dev else None

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from birnn.tasks.bilm import BiLMConfig, BiLMEmbedder, BiLMTask
 from birnn.tasks.classifier import ClassificationTask, ClassifierConfig
 from birnn.tasks.cloze import ClozeConfig, ClozeTask
 from birnn.tasks.encoders import MODELS
 from birnn.tasks.language_model import LanguageModelTask, LMConfig
 from birnn.tasks.tagging import TaggerConfig, TaggingTask
 
-KINDS: dict[str, Any] = {task.kind: task for task in (TaggingTask, LanguageModelTask, ClozeTask, ClassificationTask)}
+KINDS: dict[str, Any] = {
+    task.kind: task for task in (TaggingTask, LanguageModelTask, ClozeTask, ClassificationTask, BiLMTask)
+}
 
 
 def from_description(description: Any, source: str = "description") -> Any:
@@ -32,6 +35,9 @@ def from_description(description: Any, source: str = "description") -> Any:
 __all__ = [
     "KINDS",
     "MODELS",
+    "BiLMConfig",
+    "BiLMEmbedder",
+    "BiLMTask",
     "ClassificationTask",
     "ClassifierConfig",
     "ClozeConfig",

@@ -1,6 +1,6 @@
 """The tagger network: a token representation, a (Bi)RNN encoder, and a softmax or CRF output.
 
-    r_t = [ e(w_t) ; c(chars of w_t) ; s(shape of w_t) ]             word ⊕ character ⊕ shape
+    r_t = [ e(w_t) ; c(chars of w_t) ; s(shape of w_t) ; b_t ]       word ⊕ character ⊕ shape ⊕ biLM
     h   = Encoder(dropout(r))                                         (B, T, 2H)
     u_t = W dropout(h_t) + b                                          emission scores (B, T, K)
 
@@ -10,7 +10,9 @@
 The character encoder is a character BiLSTM (Lample et al. 2016, Plank et al. 2016)
 or a character CNN (Ma & Hovy 2016). Dropout (Srivastava et al.) is applied to the
 token representation and to the encoder output; with ``locked`` dropout one mask is
-shared by all steps of a sentence (Gal & Ghahramani's variational dropout).
+shared by all steps of a sentence (Gal & Ghahramani's variational dropout). With a biLM,
+b_t is its frozen contextual vector of the token (``tasks.bilm``, Akbik et al. 2018), computed
+by the task and handed to ``features`` as ``context``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from birnn.data.characters import WORD_SHAPES
 from birnn.data.tagschemes import SCHEMES
 from birnn.nn.chars import CharBiLSTM, CharCNN
 from birnn.nn.crf import CRF
+from birnn.tasks.bilm import BiLMEmbedder
 from birnn.tasks.encoders import Encoder, check_model
 
 CHAR_ENCODERS = ("lstm", "cnn", "none")
@@ -38,7 +41,8 @@ class TaggerConfig:
     dropout: on the token representation, between layers and on the encoder output
     (``locked``: one mask per sentence); word_dropout: probability that a training singleton
     is read as <unk>; crf: a CRF output layer (constrained to valid chunk sequences when the
-    tags are BIO/BIOES); scheme: "bioes" trains BIO data as BIOES (converted back on output)."""
+    tags are BIO/BIOES); scheme: "bioes" trains BIO data as BIOES (converted back on output);
+    bilm: the run directory of a biLM whose frozen token vectors join the representation."""
 
     model: str = "bilstm"
     embedding: int = 100
@@ -54,6 +58,7 @@ class TaggerConfig:
     word_dropout: float = 0.0
     crf: bool = False
     scheme: str | None = None
+    bilm: str | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -87,10 +92,14 @@ class SharedDropout(nn.Module):
 
 
 class Tagger(nn.Module):
-    """``tagger(words (B, T), lengths (B,), chars (B, T, C), char_lengths (B, T), shapes (B, T))
-    -> emission scores (B, T, K)`` (zero-length words and shape 0 at padding)."""
+    """``tagger(words (B, T), lengths (B,), chars (B, T, C), char_lengths (B, T), shapes (B, T),
+    context (B, T, D)) -> emission scores (B, T, K)`` (zero-length words and shape 0 at padding).
 
-    def __init__(self, config: TaggerConfig, n_words: int, n_chars: int, n_tags: int, allowed=None) -> None:
+    ``bilm``: the frozen embedder whose vectors ``context`` holds; kept here so that its weights
+    are saved with the tagger's."""
+
+    def __init__(self, config: TaggerConfig, n_words: int, n_chars: int, n_tags: int, allowed=None,
+                 bilm: BiLMEmbedder | None = None) -> None:
         super().__init__()
         self.embedding = nn.Embedding(n_words, config.embedding, padding_idx=0)
         width = config.embedding
@@ -104,22 +113,28 @@ class Tagger(nn.Module):
         self.shapes = nn.Embedding(len(WORD_SHAPES), config.shape_embedding, padding_idx=0) if (
             config.shape_embedding) else None
         width += config.shape_embedding
+        self.bilm = bilm
+        width += bilm.dim if bilm is not None else 0
         drop = SharedDropout if config.locked else nn.Dropout
         self.input_dropout, self.output_dropout = drop(config.dropout), drop(config.dropout)
         self.encoder = Encoder(config.model, width, config.hidden, config.layers, config.dropout)
         self.output = nn.Linear(self.encoder.output_size, n_tags)
         self.crf = CRF(n_tags, allowed) if config.crf else None
 
-    def forward(self, words, lengths, chars=None, char_lengths=None, shapes=None) -> torch.Tensor:
-        return self.output(self.output_dropout(self.features(words, lengths, chars, char_lengths, shapes)))
+    def forward(self, words, lengths, chars=None, char_lengths=None, shapes=None, context=None) -> torch.Tensor:
+        return self.output(self.output_dropout(self.features(words, lengths, chars, char_lengths, shapes, context)))
 
-    def features(self, words, lengths, chars=None, char_lengths=None, shapes=None) -> torch.Tensor:
+    def features(self, words, lengths, chars=None, char_lengths=None, shapes=None, context=None) -> torch.Tensor:
         """The encoder's output h: contextual token features (B, T, 2H), zero at padding."""
         parts = [self.embedding(words)]  # (B, T, E)
         if self.chars is not None:
             parts.append(self.chars(chars, char_lengths))  # (B, T, 2·Hc)
         if self.shapes is not None:
             parts.append(self.shapes(shapes))  # (B, T, S)
+        if self.bilm is not None:
+            if context is None:
+                raise ValueError("this tagger reads biLM vectors: pass context (B, T, D)")
+            parts.append(context)  # (B, T, D)
         x = self.input_dropout(torch.cat(parts, dim=-1))
         h, _ = self.encoder(x, lengths)  # (B, T, 2H)
         return h

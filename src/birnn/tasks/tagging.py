@@ -19,16 +19,19 @@ from birnn.data import Vocab, pad
 from birnn.data.characters import CharBatcher, char_vocab, singleton_word_dropout, word_shape_ids
 from birnn.data.tagschemes import allowed_transitions, bio_to_bioes, bioes_to_bio, detect_scheme
 from birnn.spec import padding_mask
+from birnn.tasks.bilm import BiLMEmbedder
 from birnn.tasks.encoders import seeded
 from birnn.tasks.tagger import Tagger, TaggerConfig
 
 Sentence = tuple[list[str], list[str]]
-Example = tuple[list[int], list[int], list[str]]  # word ids, tag ids, tokens as written
+# word ids, tag ids, tokens as written (and, with a biLM, their vectors (n, D))
+Example = tuple[list[int], list[int], list[str]] | tuple[list[int], list[int], list[str], torch.Tensor]
 
 
 class TaggingBatch(NamedTuple):
     """inputs, targets: (B, T) int64 (0 at padding); lengths: (B,); chars (B, T, C), char_lengths (B, T),
-    shapes (B, T): the character and shape features of the same tokens."""
+    shapes (B, T): the character and shape features of the same tokens; context (B, T, D): their
+    biLM vectors (None without a biLM)."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
@@ -36,6 +39,7 @@ class TaggingBatch(NamedTuple):
     chars: torch.Tensor
     char_lengths: torch.Tensor
     shapes: torch.Tensor
+    context: torch.Tensor | None = None
 
     @property
     def tokens(self) -> int:
@@ -43,12 +47,18 @@ class TaggingBatch(NamedTuple):
 
 
 class TaggingTask:
-    """``TaggingTask.for_data(config, sentences)``; ``encode(sentences)`` -> examples for the trainer."""
+    """``TaggingTask.for_data(config, sentences, bilm=None)``; ``encode(sentences)`` -> examples for the trainer.
+
+    With a biLM (``config.bilm`` names its run; ``bilm`` is its embedder, loaded by the caller) every
+    example carries its tokens' biLM vectors, computed once when it is encoded.
+    """
 
     kind = "tagging"
 
     def __init__(self, config: TaggerConfig, words: Vocab, chars: Vocab, tags: Vocab, singletons: list[int],
-                 scheme: str | None) -> None:
+                 scheme: str | None, bilm: BiLMEmbedder | None = None) -> None:
+        if (config.bilm is None) != (bilm is None):
+            raise ValueError(f"config.bilm={config.bilm!r} needs the biLM's embedder, and only then one")
         self.config, self.words, self.chars, self.tags = config, words, chars, tags
         self.scheme = scheme  # of the data as read; the network may use config.scheme internally
         self.singletons = singletons
@@ -57,7 +67,7 @@ class TaggingTask:
         self._char_batcher = CharBatcher(chars)
         internal = config.scheme or scheme
         allowed = allowed_transitions(tags.itos, internal) if config.crf and internal else None
-        self.model = seeded(config.seed, lambda: Tagger(config, len(words), len(chars), len(tags), allowed))
+        self.model = seeded(config.seed, lambda: Tagger(config, len(words), len(chars), len(tags), allowed, bilm))
 
     @property
     def network(self) -> Tagger:
@@ -70,7 +80,8 @@ class TaggingTask:
         return "f1" if self.scheme else "accuracy"
 
     @classmethod
-    def for_data(cls, config: TaggerConfig, sentences: list[Sentence]) -> TaggingTask:
+    def for_data(cls, config: TaggerConfig, sentences: list[Sentence], bilm: BiLMEmbedder | None = None
+                 ) -> TaggingTask:
         scheme = detect_scheme(tag for _, tags in sentences for tag in tags)
         if config.scheme and not scheme:
             raise ValueError(f"scheme={config.scheme!r} needs BIO/BIOES tags; these tags are not chunk tags")
@@ -83,17 +94,19 @@ class TaggingTask:
         singletons = sorted(words.stoi[w] for w, n in counts.items() if n == 1)
         internal = [cls._to_internal(config, tags) for _, tags in sentences]
         tags = Vocab.build(internal, specials=False)
-        return cls(config, words, char_vocab(tokens for tokens, _ in sentences), tags, singletons, scheme)
+        return cls(config, words, char_vocab(tokens for tokens, _ in sentences), tags, singletons, scheme, bilm)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "config": asdict(self.config), "words": self.words.to_dict(),
                 "chars": self.chars.to_dict(), "tags": self.tags.to_dict(), "singletons": self.singletons,
-                "scheme": self.scheme}
+                "scheme": self.scheme} | ({"bilm": self.network.bilm.describe()} if self.network.bilm else {})
 
     @classmethod
     def from_description(cls, d: dict[str, Any]) -> TaggingTask:
+        """The biLM is rebuilt from its description; its weights are in the tagger's checkpoint."""
+        bilm = BiLMEmbedder.from_description(d["bilm"]) if "bilm" in d else None
         return cls(TaggerConfig(**d["config"]), Vocab.from_dict(d["words"]), Vocab.from_dict(d["chars"]),
-                   Vocab.from_dict(d["tags"]), list(d["singletons"]), d["scheme"])
+                   Vocab.from_dict(d["tags"]), list(d["singletons"]), d["scheme"], bilm)
 
     # ----- data ----------------------------------------------------------------------------------
     @staticmethod
@@ -113,25 +126,36 @@ class TaggingTask:
         unknown = sorted({tag for tags in internal for tag in tags if tag not in self.tags})
         if unknown:
             raise ValueError(f"{source}: tags not seen in training: {', '.join(unknown[:10])}")
-        return [(self.encode_input(tokens)[0], self.tags.encode(tags), list(tokens))
-                for (tokens, _), tags in zip(sentences, internal, strict=True)]
+        examples: list[Example] = [(self.encode_input(tokens)[0], self.tags.encode(tags), list(tokens))
+                                   for (tokens, _), tags in zip(sentences, internal, strict=True)]
+        if self.network.bilm is None:
+            return examples
+        vectors = self.network.bilm.vectors_of([e[2] for e in examples])
+        return [(e[0], e[1], e[2], v) for e, v in zip(examples, vectors, strict=True)]
 
     def encode_input(self, tokens: Sequence[str]) -> Example:
         """An example to predict: word ids, placeholder tags, the tokens."""
         return self.words.encode(self._lookup_form(self.config, tokens)), [0] * len(tokens), list(tokens)
 
     def collate(self, examples: Sequence[Example]) -> TaggingBatch:
-        inputs, lengths = pad([ids for ids, _, _ in examples])
-        targets, _ = pad([tags for _, tags, _ in examples])
-        tokens = [t for _, _, t in examples]
+        inputs, lengths = pad([e[0] for e in examples])
+        targets, _ = pad([e[1] for e in examples])
+        tokens = [e[2] for e in examples]
         chars = self._char_batcher(tokens)
         shapes, _ = pad([word_shape_ids(t) for t in tokens])
-        return TaggingBatch(inputs, targets, lengths, chars.chars, chars.char_lengths, shapes)
+        context = None
+        if self.network.bilm is not None:  # examples to predict (encode_input) bring no vectors
+            given = [e[3] if len(e) > 3 else None for e in examples]
+            missing = [t for t, v in zip(tokens, given, strict=True) if v is None]
+            computed = iter(self.network.bilm.vectors_of(missing))
+            context = nn.utils.rnn.pad_sequence([v if v is not None else next(computed) for v in given],
+                                                batch_first=True)
+        return TaggingBatch(inputs, targets, lengths, chars.chars, chars.char_lengths, shapes, context)
 
     # ----- training and evaluation ---------------------------------------------------------------
     def _emissions(self, batch: TaggingBatch, words: torch.Tensor | None = None) -> torch.Tensor:
         words = batch.inputs if words is None else words
-        return self.model(words, batch.lengths, batch.chars, batch.char_lengths, batch.shapes)
+        return self.model(words, batch.lengths, batch.chars, batch.char_lengths, batch.shapes, batch.context)
 
     def loss(self, batch: TaggingBatch) -> torch.Tensor:
         words = batch.inputs
@@ -237,5 +261,6 @@ class TaggingTask:
 
     def embed(self, batch: TaggingBatch) -> list[np.ndarray]:
         """Per sentence a (length, 2H) array: the encoder's contextual features of each token."""
-        h = self.network.features(batch.inputs, batch.lengths, batch.chars, batch.char_lengths, batch.shapes)
+        h = self.network.features(batch.inputs, batch.lengths, batch.chars, batch.char_lengths, batch.shapes,
+                                  batch.context)
         return [row[:n].cpu().numpy() for row, n in zip(h, batch.lengths.tolist(), strict=True)]
