@@ -1,14 +1,25 @@
 """birnn.nn.BiRNN against torch's own ways of running a bidirectional RNN, and JAX peers, in one run.
 
-Train step (forward + backward) and inference, tokens/s (valid tokens only), the
-speed-up over a reference row (``× ref``: reference time ÷ this time) and the
-share of this machine's float32 GEMM peak (measured in the same run) in useful FLOPs.
+Train step (forward + backward, the input needing its gradient) and inference,
+tokens/s (valid tokens only), the speed-up over a reference row (``× ref``:
+reference time ÷ this time), over the fastest *correct* torch path for the same
+work (``× correct``: on varying lengths the padded fused call is wrong, so packed
+or two modules with ``reverse_padded``), and the share of this machine's float32
+GEMM peak in the FLOPs that actually run (padded kernels compute every padding
+position; packed ones and ``hand-bptt`` only the valid ones). The peak is torch's
+own ``matmul`` at the thread count used, the best over square sizes 256–2048,
+measured before every configuration; ``% peak`` divides by the best of the whole
+run, so it cannot exceed 100% unless a row beat every GEMM measurement (then it
+is marked). ``BiRNN`` chooses its kernels by measurement (``birnn.nn.tuning``),
+in a fresh cache directory so that the run measures them itself; the kernel of
+every birnn row, training and inference, is in the last column and the measured
+candidates under the table.
 
 - Homogeneous rows: the reference is torch's fused ``nn.LSTM(bidirectional=True)``
   (or GRU/RNN) on the padded input — the speed reference, although wrong on
   variable lengths.
-- Heterogeneous directions (config (b), forward H=128 and a backward of another
-  cell or H=64): the reference is the two bare unidirectional torch modules run
+- Heterogeneous directions (config (b), forward LSTM H=128 and a backward GRU
+  H=64 or H=128, or an LSTM H=64): the reference is the two bare unidirectional torch modules run
   separately, forward on ``x`` and backward on ``reverse_padded(x, lengths)``
   (reversed once, outside the timing), their times summed; bare and ours alternate
   within each repeat. The lines under the table give ours ÷ bare time, the
@@ -28,8 +39,11 @@ share of this machine's float32 GEMM peak (measured in the same run) in useful F
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -37,6 +51,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _jax_peers import describe, jax_peers  # noqa: E402
+from _report import blas  # noqa: E402
 from _timing import best_time, machine  # noqa: E402
 from birnn.nn import Bidirectional, BiRNN, reverse_padded  # noqa: E402
 from birnn.spec import GATES  # noqa: E402
@@ -49,32 +64,59 @@ CONFIGS = {
 TORCH = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_tanh": nn.RNN}
 CELL = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn_tanh": nn.RNNCell}
 # Heterogeneous directions at (b): (forward cell, Hf), (backward cell, Hb).
-HETERO = [(("lstm", 128), ("gru", 64)), (("lstm", 128), ("lstm", 64))]
+HETERO = [(("lstm", 128), ("gru", 64)), (("lstm", 128), ("gru", 128)), (("lstm", 128), ("lstm", 64))]
 OURS = ("birnn BiRNN", "birnn Bidirectional")
 
 Step = Callable[[], None]
 
 
-def gemm_peak() -> float:
-    """Float32 GEMM FLOP/s of this machine: the best of 40 products of 2048² matrices (about 4 s).
+PEAK_SIZES = (256, 512, 1024, 2048)
 
-    On a shared VM one product takes between 100 and 170 GFLOP/s within seconds;
-    the best of a long burst is the machine's peak, not a slow moment's.
+
+def gemm_peak() -> tuple[float, int]:
+    """(FLOP/s, size) of the fastest float32 ``torch.matmul`` of two n×n matrices, n in PEAK_SIZES,
+    at the current thread count: the best of a burst of about 1 s per size.
+
+    On a shared machine one product's speed varies by tens of per cent within
+    seconds; the best of a burst is the machine's peak, not a slow moment's.
     """
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    return 2 * 2048**3 / best_time(torch.mm, a, b, repeats=40)
+    best, size = 0.0, 0
+    for n in PEAK_SIZES:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        torch.matmul(a, b)
+        seconds = best_time(torch.matmul, a, b, repeats=max(3, int(2e10 / (2 * n**3))), budget=1.0)
+        if 2 * n**3 / seconds > best:
+            best, size = 2 * n**3 / seconds, n
+    return best, size
 
 
-def useful_flops(directions: list[tuple[str, int]], c: dict, tokens: int, train: bool) -> float:
-    """2·(I_l + H)·G·H multiply-adds per token, direction and layer; a train step ≈ 3× forward.
+def token_flops(directions: list[tuple[str, int]], c: dict, train: bool, input_grad: bool = True) -> float:
+    """Multiply-add FLOPs per computed token: forward 2·(I_l + H)·G·H per direction and layer l;
+    a train step adds the weight gradients (the same again), the recurrent gradient dh_{t-1} = dhp W_hh
+    (2·H·G·H) and, on layers above the first or when the input needs its gradient, dX = dxp W_ih (2·I_l·G·H).
 
     directions: [(cell, H) forward, (cell, H) backward]; layer l > 0 reads Hf + Hb features.
     """
     total, layer_input = 0.0, c["I"]
-    for _ in range(c["L"]):
-        total += sum(2 * (layer_input + h) * GATES[cell] * h for cell, h in directions)
+    for layer in range(c["L"]):
+        for cell, h in directions:
+            gates = GATES[cell] * h
+            forward = 2 * (layer_input + h) * gates
+            total += forward
+            if train:
+                total += forward + 2 * h * gates + (2 * layer_input * gates if layer > 0 or input_grad else 0)
         layer_input = sum(h for _, h in directions)
-    return total * tokens * (3 if train else 1)
+    return total
+
+
+def computed_tokens(kernel: str, cell: str, c: dict, tokens: int, train: bool) -> int:
+    """Tokens a kernel computes: every padding position on padded calls, the valid ones when packed."""
+    padded = c["B"] * c["T"]
+    if kernel in ("fused-packed", "hand-bptt", "packed"):
+        return tokens
+    if kernel in ("per-direction", "bidirectional"):  # kernels.run_direction: packed for LSTM inference
+        return tokens if (cell == "lstm" and not train and c["variable"]) else padded
+    return padded
 
 
 def torch_steps(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[Step, Step]:
@@ -188,14 +230,29 @@ def timed_interleaved(candidates: list[tuple[Step, Step]], repeats: int) -> list
     return [(train, infer) for train, infer in best]
 
 
-def row(config: str, cell: str, label: str, tokens: int, times, reference, flops: float, peak: float, kernel: str):
-    """One table line; ``times`` and ``reference`` are (train, infer) seconds, ``flops`` of one train step."""
-    t_train, t_infer = times
-    print(
-        f"| ({config}) | {cell} | {label} | {tokens / t_train:,.0f} | {reference[0] / t_train:.2f} | "
-        f"{100 * flops / t_train / peak:.0f}% | {tokens / t_infer:,.0f} | {reference[1] / t_infer:.2f} | {kernel} |",
-        flush=True,
-    )
+@dataclass
+class Row:
+    """One table line: (train, infer) seconds of this row, of its reference and of the fastest correct torch path."""
+
+    config: str
+    cell: str
+    label: str
+    tokens: int  # valid tokens
+    times: tuple[float, float]
+    reference: tuple[float, float]
+    correct: tuple[float, float]
+    train_flops: float  # FLOPs one train step runs
+    kernel: str = ""
+
+    def line(self, peak: float) -> str:
+        (train, infer), (ref_train, ref_infer), (ok_train, ok_infer) = self.times, self.reference, self.correct
+        share = 100 * self.train_flops / train / peak
+        shown = f"{share:.0f}%" if share <= 100 else "above peak†"
+        return (
+            f"| ({self.config}) | {self.cell} | {self.label} | {self.tokens / train:,.0f} | {ref_train / train:.2f} | "
+            f"{ok_train / train:.2f} | {shown} | {self.tokens / infer:,.0f} | {ref_infer / infer:.2f} | "
+            f"{ok_infer / infer:.2f} | {self.kernel} |"
+        )
 
 
 def batch(c: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -205,17 +262,38 @@ def batch(c: dict) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(c["B"], c["T"], c["I"], generator=g), lengths
 
 
-def run_homogeneous(name: str, cell: str, peak: float, repeats: int, with_jax: bool) -> None:
+CORRECT_ON_VARYING = ("torch packed", "two torch modules + reverse_padded")
+TORCH_ROWS = ("torch fused (padded)", "torch packed", "two torch modules + reverse_padded", "per-step cell loop")
+
+
+def _kernels(module: nn.Module, steps: tuple[Step, Step], explanations: list[str], label: str) -> tuple[str, str]:
+    """(train kernel, inference kernel) of one of our modules; runs one inference step (the train
+    step ran in ``torch_steps``), collecting ``BiRNN.explain()`` of both in ``explanations``."""
+    if not isinstance(module, BiRNN):
+        return "bidirectional", "bidirectional"
+    train = module.kernel
+    explanations.append(f"- {label}, train: {module.explain()}")
+    steps[1]()
+    explanations.append(f"- {label}, inference: {module.explain()}")
+    return train, module.kernel
+
+
+def run_homogeneous(name: str, cell: str, repeats: int, with_jax: bool, explanations: list[str]) -> list[Row]:
     """Rows of one config and cell: torch's ways, ours, then the JAX peers; × ref against torch fused."""
     c = CONFIGS[name]
     x, lengths = batch(c)
     tokens = int(lengths.sum())
-    flops = useful_flops([(cell, c["H"])] * 2, c, tokens, True)
+    directions = [(cell, c["H"])] * 2
+    per_token = token_flops(directions, c, train=True)
     functions, ours = peers(cell, c, lengths)
-    labels, candidates, kernels = [], [], []
+    labels, candidates, kinds = [], [], []
     for label, fn in functions.items():
-        candidates.append(torch_steps(fn, x))
-        kernels.append(ours.kernel if label in OURS else "")  # set by the warm-up train step
+        steps = torch_steps(fn, x)
+        kernel = ("packed", "packed") if label == "torch packed" else ("padded", "padded")
+        if label in OURS:
+            kernel = _kernels(ours, steps, explanations, f"({name}) {cell}")
+        candidates.append(steps)
+        kinds.append(kernel)
         labels.append(label)
     skipped = []
     if with_jax:
@@ -225,36 +303,47 @@ def run_homogeneous(name: str, cell: str, peak: float, repeats: int, with_jax: b
             else:
                 labels.append(label)
                 candidates.append(peer)
-                kernels.append("jax.jit")
+                kinds.append(("padded", "padded"))
     times = timed_interleaved(candidates, repeats)
-    for label, timing, kernel in zip(labels, times, kernels, strict=True):
-        row(name, cell, label, tokens, timing, times[0], flops, peak, kernel)
+    correct_labels = CORRECT_ON_VARYING if c["variable"] else TORCH_ROWS
+    ok = [t for label, t in zip(labels, times, strict=True) if label in correct_labels]
+    correct = (min(t[0] for t in ok), min(t[1] for t in ok))
+    rows = []
+    for label, timing, (train_kernel, infer_kernel) in zip(labels, times, kinds, strict=True):
+        run = computed_tokens(train_kernel, cell, c, tokens, train=True)
+        shown = f"{train_kernel} / {infer_kernel}" if label in OURS else ""
+        rows.append(Row(name, cell, label, tokens, timing, times[0], correct, per_token * run, shown))
     for label, why in skipped:
-        print(f"| ({name}) | {cell} | {label} | {why} | | | | | |", flush=True)
+        print(f"({name}) {cell} {label}: {why}", file=sys.stderr)
+    return rows
 
 
-def run_heterogeneous(name: str, directions: list[tuple[str, int]], peak: float, repeats: int) -> list[tuple]:
+def run_heterogeneous(name: str, directions: list[tuple[str, int]], repeats: int, explanations: list[str]):
     """Rows of directions of different cells or sizes, × ref against the bare unidirectional runs.
 
-    Returns (label, implementation, train ours/bare time, inference ours/bare time) per module of ours.
+    -> (rows, [(label, implementation, train ours/bare time, inference ours/bare time)])
     """
     c = CONFIGS[name]
     x, lengths = batch(c)
     tokens = int(lengths.sum())
     label = " / ".join(f"{k} H={h}" for k, h in directions)
-    flops = useful_flops(directions, c, tokens, True)
+    per_token = token_flops(directions, c, train=True)
     bare, ours = hetero_peers(directions, c, x, lengths)
-    steps, kernels = [], []
-    for module in ours.values():
-        steps.append(torch_steps(lambda x, m=module: m(x, lengths).output, x))
-        kernels.append(getattr(module, "kernel", ""))  # set by the warm-up train step
+    steps, kinds = [], []
+    for ours_label, module in ours.items():
+        pair = torch_steps(lambda x, m=module: m(x, lengths).output, x)
+        steps.append(pair)
+        kinds.append(_kernels(module, pair, explanations, f"({name}) {label}, {ours_label}"))
     reference, *times_ours = timed_interleaved([bare, *steps], repeats)
-    row(name, label, "bare fwd + bwd torch modules (sum)", tokens, reference, reference, flops, peak, "")
+    padded = per_token * c["B"] * c["T"]
+    rows = [Row(name, label, "bare fwd + bwd torch modules (sum)", tokens, reference, reference, reference, padded)]
     ratios = []
-    for ours_label, times, kernel in zip(ours, times_ours, kernels, strict=True):
-        row(name, label, ours_label, tokens, times, reference, flops, peak, kernel)
+    for ours_label, times, (train_kernel, infer_kernel) in zip(ours, times_ours, kinds, strict=True):
+        run = computed_tokens(train_kernel, directions[0][0], c, tokens, train=True)
+        kernel = f"{train_kernel} / {infer_kernel}"
+        rows.append(Row(name, label, ours_label, tokens, times, reference, reference, per_token * run, kernel))
         ratios.append((label, ours_label, times[0] / reference[0], times[1] / reference[1]))
-    return ratios
+    return rows, ratios
 
 
 def main() -> None:
@@ -267,22 +356,59 @@ def main() -> None:
     args = parser.parse_args()
     repeats = 2 if args.quick else 3
     torch.manual_seed(0)
-    peak = gemm_peak()
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="bench_birnn-")  # kernels measured in this run
     recording = _report.Recording()
-    print(
-        f"# BiRNN speed — {machine()}; float32 GEMM peak {peak / 1e9:.0f} GFLOP/s; "
-        f"{describe(torch.get_num_threads())}\n"
-    )
-    print("| config | cell | implementation | train tok/s | × ref | % peak | infer tok/s | × ref | kernel (train) |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---|")
-    for name, cell in [("a", "lstm"), ("b", "lstm"), ("b", "gru"), ("b", "rnn_tanh")]:
-        run_homogeneous(name, cell, peak, repeats, not args.no_jax)
-    ratios = [r for directions in HETERO for r in run_heterogeneous("b", list(directions), peak, repeats)]
+    threads = torch.get_num_threads()
+    peaks: list[tuple[float, int]] = []
+    rows: list[Row] = []
+    ratios: list[tuple] = []
+    explanations: list[str] = []
+    plan = [("a", "lstm"), ("b", "lstm"), ("b", "gru"), ("b", "rnn_tanh"), *(("b", d) for d in HETERO)]
     if not args.quick:
-        run_homogeneous("c", "lstm", peak, repeats, not args.no_jax)
+        plan.append(("c", "lstm"))
+    for name, what in plan:
+        peaks.append(gemm_peak())
+        print(f"({name}) {what}: GEMM {peaks[-1][0] / 1e9:.0f} GFLOP/s", file=sys.stderr, flush=True)
+        if isinstance(what, str):
+            rows += run_homogeneous(name, what, repeats, not args.no_jax, explanations)
+        else:
+            new_rows, new_ratios = run_heterogeneous(name, list(what), repeats, explanations)
+            rows += new_rows
+            ratios += new_ratios
+    peak, size = max(peaks)
+    low = min(p for p, _ in peaks)
+    print(f"# BiRNN speed — {machine()}; {describe(threads)}\n")
+    print(
+        f"float32 GEMM peak: {peak / 1e9:.0f} GFLOP/s, the best `torch.matmul` of n×n matrices (n = {size}; "
+        f"sizes {', '.join(map(str, PEAK_SIZES))}) at {threads} threads, over {len(peaks)} measurements "
+        f"(the slowest {low / 1e9:.0f} GFLOP/s); {'; '.join(blas())}.\n"
+    )
+    print(
+        "| config | cell | implementation | train tok/s | × ref | × correct | % peak | infer tok/s | × ref "
+        "| × correct | kernel (train / infer) |"
+    )
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for line in rows:
+        print(line.line(peak))
+    if any(100 * r.train_flops / r.times[0] / peak > 100 for r in rows):
+        print("\n† faster than every GEMM measurement of the run: the peak was measured in a slower moment.")
+    print("\nFLOPs per computed token (padded kernels compute B·T tokens, packed ones and hand-bptt the valid ones):")
+    for name, c in CONFIGS.items():
+        if name == "c" and args.quick:
+            continue
+        for cell in ("lstm", "gru", "rnn_tanh") if c["variable"] else ("lstm",):
+            d = [(cell, c["H"])] * 2
+            print(
+                f"- ({name}) {cell}: train {token_flops(d, c, True) / 1e6:.2f} MFLOP with the input gradient "
+                f"({token_flops(d, c, True, input_grad=False) / 1e6:.2f} without), "
+                f"inference {token_flops(d, c, False) / 1e6:.2f}"
+            )
     print("\nHeterogeneous directions at (b), ours ÷ bare unidirectional time (target: within 1.10×):")
     for label, ours_label, train, infer in ratios:
         print(f"- {label}, {ours_label}: train {train:.2f}×, inference {infer:.2f}×")
+    print("\nKernels BiRNN measured in this run (the first call of each configuration; times are one call each):")
+    for line in explanations:
+        print(line)
     _report.finish(args, "bench_birnn", recording, peers=("jax", "flax", "keras"))
 
 
