@@ -181,3 +181,10 @@ def test_evaluate_reports_precision_recall_f1_support_per_type():
     assert lines[6].split() == ["PER", "0.0000", "0.0000", "0.0000", "1"]
     line = epoch_line(3, {"train_loss": 0.5, "tokens_per_s": 10.0} | {f"dev_{k}": v for k, v in scores.items()})
     assert "dev_f1_PER 0.0000" in line and "precision_PER" not in line and "support" not in line
+
+
+def test_english_tokenizer_for_text_input():
+    lines = enumerate(["I can't go.", ""], 1)
+    assert [b.tokens for b in read_blocks(lines, "text", tokenizer="english")] == [["I", "ca", "n't", "go", "."], []]
+    with pytest.raises(ValueError, match="tokenizer must be one of"):
+        list(read_blocks(enumerate(["a"], 1), "text", tokenizer="nltk"))

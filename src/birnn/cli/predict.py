@@ -14,12 +14,13 @@ import click
 import numpy as np
 
 from birnn.cli.options import POSITIVE, RUN
+from birnn.data.tokenizers import TOKENIZERS
 from birnn.serve.formats import INPUTS, OUTPUTS, Block, format_block, open_lines, read_blocks
 
 
-def _blocks(files: tuple[str, ...], input_format: str) -> Iterator[Block]:
+def _blocks(files: tuple[str, ...], input_format: str, tokenizer: str) -> Iterator[Block]:
     for name in files or ("-",):
-        yield from read_blocks(open_lines(name, sys.stdin.buffer), input_format, name)
+        yield from read_blocks(open_lines(name, sys.stdin.buffer), input_format, name, tokenizer)
 
 
 def _progress(blocks: Iterator[Block], counter: list[int]) -> Iterator[Block]:
@@ -59,6 +60,8 @@ def _classify(model: Any, files: tuple[str, ...], output_format: str) -> None:
 @click.option("--input", "input_format", type=click.Choice(INPUTS),
               help="text: a sentence per line; conll: a token per line; conllu. [default: conllu "
                    "for --format conllu, else text]")
+@click.option("--tokenize", "tokenizer", default="whitespace", show_default=True, type=click.Choice(TOKENIZERS),
+              help="How --input text is cut: on whitespace, or as UD English treebanks cut words (can't -> ca n't).")
 @click.option("--format", "output_format", default="conll", show_default=True, type=click.Choice(OUTPUTS),
               help="conll: token<TAB>tag lines; conllu: the input with the tag column filled; "
                    "json: one object per sentence (tokens, tags, p, spans).")
@@ -66,8 +69,8 @@ def _classify(model: Any, files: tuple[str, ...], output_format: str) -> None:
               help="The CoNLL-U column --format conllu fills.")
 @click.option("--marginals", is_flag=True, help="JSON: the probability of every tag of every token.")
 @click.option("--batch-size", default=256, show_default=True, type=POSITIVE)
-def predict_command(run: Path, files: tuple[str, ...], input_format: str | None, output_format: str,
-                    column: str, marginals: bool, batch_size: int) -> None:
+def predict_command(run: Path, files: tuple[str, ...], input_format: str | None, tokenizer: str,
+                    output_format: str, column: str, marginals: bool, batch_size: int) -> None:
     """Tag FILES (or stdin) with the best weights of RUN; tokens/s on stderr at the end."""
     from birnn.serve import load
 
@@ -79,7 +82,7 @@ def predict_command(run: Path, files: tuple[str, ...], input_format: str | None,
         return _classify(model, files, output_format)
     labels = model.labels
     # tee holds the blocks of the predictor's current chunk only: memory stays bounded
-    blocks, pending = itertools.tee(_progress(_blocks(files, input_format), counter))
+    blocks, pending = itertools.tee(_progress(_blocks(files, input_format, tokenizer), counter))
     results = model.stream((block.tokens for block in pending), method="predict_with_proba",
                            empty=([], np.zeros((0, len(labels)))))
     for block, (tags, p) in zip(blocks, results, strict=True):

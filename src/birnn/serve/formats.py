@@ -5,7 +5,7 @@ chunk) and is torch-free, so the same code serves every engine.
 
 Input formats:
 
-- ``text``: one sentence per line, tokens split on whitespace;
+- ``text``: one sentence per line, cut into tokens on whitespace or by the English tokenizer;
 - ``conll``: one token per line (first column; other columns ignored), a blank line
   between sentences;
 - ``conllu``: CoNLL-U; tokens are the FORMs of the word lines (integer IDs), comments,
@@ -26,6 +26,7 @@ from typing import IO, Any, NamedTuple, cast
 import numpy as np
 
 from birnn.data.tagschemes import chunks, detect_scheme
+from birnn.data.tokenizers import TOKENIZERS, tokenize
 
 INPUTS = ("text", "conll", "conllu")
 OUTPUTS = ("conll", "conllu", "json")
@@ -69,13 +70,17 @@ def open_lines(path: str | Path | None, stdin: IO[bytes] | None = None) -> Itera
         yield from _numbered_lines(stream, str(path))
 
 
-def read_blocks(lines: Iterable[tuple[int, str]], input_format: str, name: str = "<input>") -> Iterator[Block]:
-    """Sentences of numbered ``lines`` in ``input_format`` (text: an empty line is an empty sentence)."""
+def read_blocks(lines: Iterable[tuple[int, str]], input_format: str, name: str = "<input>",
+                tokenizer: str = "whitespace") -> Iterator[Block]:
+    """Sentences of numbered ``lines`` in ``input_format``; text is cut by ``tokenizer``
+    (``birnn.data.tokenizers``) and an empty line is an empty sentence."""
     if input_format not in INPUTS:
         raise ValueError(f"input format must be one of {INPUTS}; got {input_format!r}")
+    if tokenizer not in TOKENIZERS:
+        raise ValueError(f"tokenizer must be one of {TOKENIZERS}; got {tokenizer!r}")
     if input_format == "text":
         for _, text in lines:
-            yield Block(text.split(), [])
+            yield Block(tokenize(text, tokenizer), [])
         return
     tokens: list[str] = []
     kept: list[str] = []
