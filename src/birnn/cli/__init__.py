@@ -39,6 +39,8 @@ def _register() -> None:
     language.register(train.train_group, app)
     train.train_group.add_command(bilm.bilm_command, "bilm")
     app.add_command(bilm.embed_command, "embed")
+    from birnn.cli.classify import classify_command
+    train.train_group.add_command(classify_command, "classify")
 
 
 def _one_line(exc: BaseException) -> str:
