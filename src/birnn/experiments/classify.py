@@ -183,12 +183,12 @@ def train_once(run: ClassifyRun, train: list[Pair], dev: list[Pair], test: list[
                       on_epoch=lambda epoch, row: log(epoch_line(epoch, row)), log=log)
     summary = trainer.fit(resume=resume)
     best = load_task(out)
-    scored = examples.get("test", examples["dev"])
-    results = outcomes(best, scored)
-    matrix = best.confusion(results)
+    on_dev = outcomes(best, examples["dev"])
+    on_test = outcomes(best, examples["test"]) if test is not None else None
+    matrix = best.confusion(on_test if on_test is not None else on_dev)
     plot_confusion(matrix, best.labels, out / "confusion.png", "test" if test is not None else "dev")
-    return {"best_dev": summary["best_dev"], "dev": best.metrics(outcomes(best, examples["dev"])),
-            "test": best.metrics(results) if test is not None else None, "confusion": matrix.tolist(),
+    return {"best_dev": summary["best_dev"], "dev": best.metrics(on_dev),
+            "test": best.metrics(on_test) if on_test is not None else None, "confusion": matrix.tolist(),
             "labels": best.labels, "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}
 
 
