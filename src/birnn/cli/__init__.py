@@ -1,6 +1,6 @@
 """The ``birnn`` command line: thin shells over the library (click).
 
-Every sub-command lives in its own module and is registered in ``_register``.
+Every sub-command lives in its own module, imported when the command is used (``_COMMANDS``).
 A usage error (bad option, bad value, unreadable file, invalid data) prints
 one line and exits with code 2; nothing here holds logic a Python user could
 not reach.
@@ -9,12 +9,28 @@ not reach.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from importlib import import_module
 
 import click
 
 
+class _LazyGroup(click.Group):
+    """A group whose commands are imported when first named (``_COMMANDS``): ``birnn predict
+    --engine onnx`` imports neither torch nor the training commands."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _COMMANDS:
+            self.add_command(_COMMANDS[cmd_name](), cmd_name)
+        return self.commands.get(cmd_name)
+
+
 @click.group(
     name="birnn",
+    cls=_LazyGroup,
     help="Bidirectional recurrent networks: HMMs, BiRNN encoders and taggers.",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
@@ -26,21 +42,30 @@ class UsageError(Exception):
     """A user mistake the CLI reports in one line with exit code 2."""
 
 
-def _register() -> None:
-    if app.commands:
-        return
-    from birnn.cli import bilm, demo, hmm, language, predict, train
+def _command(module: str, name: str) -> Callable[[], click.Command]:
+    return lambda: getattr(import_module(f"birnn.cli.{module}"), name)
 
-    app.add_command(demo.demo_command, "demo")
-    app.add_command(hmm.group, "hmm")
-    app.add_command(train.train_group, "train")
-    app.add_command(train.evaluate_command, "evaluate")
-    app.add_command(predict.predict_command, "predict")
+
+def _register() -> click.Command:
+    """The ``train`` group with every training command."""
+    from birnn.cli import bilm, language, train
+
     language.register(train.train_group, app)
     train.train_group.add_command(bilm.bilm_command, "bilm")
-    app.add_command(bilm.embed_command, "embed")
-    from birnn.cli.classify import classify_command
-    train.train_group.add_command(classify_command, "classify")
+    return train.train_group
+
+
+_COMMANDS: dict[str, Callable[[], click.Command]] = {
+    "demo": _command("demo", "demo_command"),
+    "hmm": _command("hmm", "group"),
+    "train": _register,
+    "evaluate": _command("train", "evaluate_command"),
+    "predict": _command("predict", "predict_command"),
+    "export": _command("export", "export_command"),
+    "generate": _command("language", "generate_command"),
+    "fill": _command("language", "fill_command"),
+    "embed": _command("bilm", "embed_command"),
+}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -50,7 +75,6 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit code (2 for usage errors, 1 for a diverged training)."""
-    _register()
     try:
         app.main(args=argv, prog_name="birnn", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:

@@ -1,5 +1,23 @@
-"""Inference: ``birnn.load(run_dir)`` -> a ``Predictor`` for whatever task the run trained."""
+"""Inference: ``birnn.load(run_dir)`` -> a ``Predictor`` (torch) for whatever task the run trained;
+``export(task, path)`` writes it as ONNX; ``OnnxPredictor(path)`` runs that file with onnxruntime
+and NumPy only. Names are imported on first use, so the ONNX engine never imports torch."""
 
-from birnn.serve.predictor import Predictor, load
+from __future__ import annotations
 
-__all__ = ["Predictor", "load"]
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from birnn.serve.export import export
+    from birnn.serve.onnx_predictor import OnnxPredictor
+    from birnn.serve.predictor import Predictor, load
+
+_HOME = {"Predictor": "predictor", "load": "predictor", "export": "export", "OnnxPredictor": "onnx_predictor"}
+
+__all__ = ["OnnxPredictor", "Predictor", "export", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'birnn.serve' has no attribute {name!r}")
+    return getattr(import_module(f"birnn.serve.{_HOME[name]}"), name)

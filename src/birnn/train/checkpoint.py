@@ -320,8 +320,9 @@ def load(
     return payload
 
 
-def load_task(run_dir: str | Path, which: str = "best") -> Any:
-    """The task a run directory holds, rebuilt by its ``kind`` with the trained weights, in eval mode.
+def load_task(run_dir: str | Path, which: str = "best", device: torch.device | str = "cpu") -> Any:
+    """The task a run directory holds, rebuilt by its ``kind`` with the trained weights, in eval mode,
+    its model on ``device`` (the weights are read on the CPU, whatever device saved them).
 
     which: "best" (the best dev score; the last epoch's ``checkpoint`` when the run kept no best
     or its best is damaged, with a warning) or "checkpoint".
@@ -342,5 +343,5 @@ def load_task(run_dir: str | Path, which: str = "best") -> Any:
     state = read_state(directory)
     task = tasks.from_description(state.get("task"), str(directory / "state.json"))
     load(directory, task.model)
-    task.model.eval()
+    task.model.to(device).eval()
     return task

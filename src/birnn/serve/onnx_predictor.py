@@ -1,0 +1,132 @@
+"""``OnnxPredictor``: an exported model (``birnn export``) run by onnxruntime, with NumPy only — no torch.
+
+It reads ``model.onnx`` and the ``model.json`` beside it (``serve.export``), featurises sentences
+as the task did in training (word ids, looked up lower-cased when the JSON says so; character
+ids and lengths by ``data.characters.CharBatcher``; word shapes by ``data.characters.word_shape``),
+and returns what ``Predictor`` returns: tag lists, (length, len(labels)) probability arrays in the
+data's labels, (length, 2H) features, in input order (``batched.SortedBatches``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from birnn.data.characters import CharBatcher, word_shape_ids
+from birnn.data.tagschemes import bioes_to_bio
+from birnn.data.vocab import Vocab
+from birnn.serve.batched import SortedBatches
+
+FORMAT = "birnn-onnx"
+OUTPUT_OF = {"predict": ("tags",), "predict_proba": ("probabilities",),
+             "predict_with_proba": ("tags", "probabilities"), "embed": ("features",)}
+
+
+def find_model(path: str | Path) -> Path:
+    """An ``.onnx`` file, or a directory holding exactly one (``model.onnx`` preferred)."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "model.onnx").is_file():
+            return path / "model.onnx"
+        found = sorted(path.glob("*.onnx"))
+        if len(found) != 1:
+            raise OSError(f"{path}: expected one .onnx file (birnn export RUN --to {path}/model.onnx); "
+                          f"found {len(found)}")
+        return found[0]
+    if path.suffix != ".onnx" or not path.is_file():
+        raise OSError(f"{path}: no such .onnx file or directory")
+    return path
+
+
+def read_config(onnx_path: Path) -> dict[str, Any]:
+    """The JSON ``serve.export`` wrote next to ``onnx_path``, checked for its format."""
+    json_path = onnx_path.with_suffix(".json")
+    try:
+        config = json.loads(json_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise OSError(f"{json_path}: missing; it is written by birnn export beside the .onnx file") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{json_path}:{exc.lineno}: not JSON ({exc.msg})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ValueError(f"{json_path}: not a birnn export description (format {FORMAT!r} expected)")
+    return config
+
+
+class OnnxPredictor(SortedBatches):
+    """``OnnxPredictor(path, batch_size=256, threads=None)``: path is an ``.onnx`` file or a directory
+    holding one; threads: onnxruntime's intra-op threads (None: its default, one per core)."""
+
+    def __init__(self, path: str | Path, batch_size: int = 256, threads: int | None = None) -> None:
+        import onnxruntime
+
+        super().__init__(batch_size)
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be None or an integer >= 1; got {threads!r}")
+        self.path = find_model(path)
+        self.config = config = read_config(self.path)
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.words = {word: i for i, word in enumerate(config["words"])}
+        self.inputs = list(config["inputs"])
+        self._chars = CharBatcher(Vocab(config["chars"]), config["max_word_length"]) if "chars" in self.inputs else None
+        self._merge = np.zeros((len(config["tags"]), len(config["labels"])), dtype=np.float32)
+        self._merge[np.arange(len(config["tags"])), config["label_index"]] = 1  # internal tag -> its label
+        self._bioes_to_bio = config.get("network_scheme") == "bioes" and config.get("scheme") == "bio"
+
+    @property
+    def kind(self) -> str:
+        return str(self.config["kind"])
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.config["labels"])
+
+    def _word_ids(self, tokens: list[str]) -> list[int]:
+        if self.config.get("blank") is not None:  # a cloze model: blanks are read as <mask>
+            tokens = [self.config["mask"] if t == self.config["blank"] else t for t in tokens]
+        if self.config["lowercase"]:
+            tokens = [t.lower() for t in tokens]
+        return [self.words.get(t, 1) for t in tokens]
+
+    def features(self, sentences: list[list[str]]) -> dict[str, np.ndarray]:
+        """The graph's inputs for a batch of sentences: words, lengths (B, T) / (B,) int64 and the
+        character and shape inputs the model reads."""
+        lengths = np.array([len(s) for s in sentences], dtype=np.int64)
+        steps = int(lengths.max())
+        feeds = {"words": np.zeros((len(sentences), steps), dtype=np.int64), "lengths": lengths}
+        for row, tokens in enumerate(sentences):
+            feeds["words"][row, : len(tokens)] = self._word_ids(tokens)
+        if self._chars is not None:
+            feeds["chars"], feeds["char_lengths"] = self._chars.arrays(sentences, steps)
+        if "shapes" in self.inputs:
+            feeds["shapes"] = np.zeros((len(sentences), steps), dtype=np.int64)
+            for row, tokens in enumerate(sentences):
+                feeds["shapes"][row, : len(tokens)] = word_shape_ids(tokens)
+        return feeds
+
+    def _predict_batch(self, method: str, sentences: list[list[str]]) -> list[Any]:
+        if method not in OUTPUT_OF:
+            raise TypeError(f"an exported {self.kind} model has no {method}()")
+        names = OUTPUT_OF[method]
+        outputs = dict(zip(names, self.session.run(list(names), self.features(sentences)), strict=True))
+        lengths = [len(tokens) for tokens in sentences]
+        columns: dict[str, list[Any]] = {}
+        if "tags" in outputs:
+            columns["tags"] = [self._tags(row[:n]) for row, n in zip(outputs["tags"], lengths, strict=True)]
+        if "probabilities" in outputs:
+            p = outputs["probabilities"] @ self._merge  # (B, T, len(labels))
+            columns["probabilities"] = [row[:n] for row, n in zip(p, lengths, strict=True)]
+        if "features" in outputs:
+            columns["features"] = [row[:n] for row, n in zip(outputs["features"], lengths, strict=True)]
+        rows = [columns[name] for name in names]
+        return rows[0] if len(rows) == 1 else list(zip(*rows, strict=True))
+
+    def _tags(self, ids: np.ndarray) -> list[str]:
+        tags = [self.config["tags"][i] for i in ids.tolist()]
+        return bioes_to_bio(tags) if self._bioes_to_bio else tags

@@ -1,0 +1,147 @@
+"""What a task hands to the ONNX exporter: a module with plain tensor inputs, example inputs, the
+names of inputs and outputs, and the JSON that makes the exported file usable without birnn.
+
+``onnx_graph(task) -> OnnxGraph`` builds it with the builder ``GRAPHS`` holds for the task's
+``kind`` (a new task adds one function and one entry); ``birnn.serve.export`` traces ``module``
+on ``inputs`` and writes ``config`` next to the ``.onnx`` file. Every graph takes ``words`` (B, T)
+int64 and ``lengths`` (B,) int64 first, dynamic in B and T; outputs are zero at padding.
+
+``TaggerGraph`` is the ``Tagger`` network (word ⊕ character ⊕ shape features, encoder, linear
+output, optional CRF) rebuilt from ``birnn.nn.exportable`` pieces with the same weights:
+
+    scores         (B, T, K) float   emission scores u_t
+    tags           (B, T) int64      the CRF's Viterbi path, or argmax_k u_t(k)
+    probabilities  (B, T, K) float   CRF marginals p(y_t = k | x), or softmax(u_t)
+    features       (B, T, 2H) float  the encoder's token features (``embed``)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from birnn.data.characters import WORD_SHAPES, shape_rules
+from birnn.nn.exportable import AllWords, crf_marginals, packed_rnn, viterbi_decode
+from birnn.tasks.tagger import Tagger
+
+FORMAT = "birnn-onnx"
+FORMAT_VERSION = 1
+OUTPUTS = ("scores", "tags", "probabilities", "features")
+EXAMPLE = [["Export", "this", "sentence", "."], ["Hi"], ["A", "b"]]  # mixed lengths for the trace
+
+
+class OnnxGraph(NamedTuple):
+    """module(*inputs.values()) -> one tensor per name in ``outputs``; ``axes``: the dynamic axes of
+    every input and output by name; ``config``: the JSON written next to the ONNX file."""
+
+    module: nn.Module
+    inputs: dict[str, torch.Tensor]
+    outputs: tuple[str, ...]
+    axes: dict[str, dict[int, str]]
+    config: dict[str, Any]
+
+
+class TaggerGraph(nn.Module):
+    """``TaggerGraph(tagger, excluded=())``; call ``(words, lengths, *features)`` with features the
+    tagger's own, in this order: chars (B, T, C) and char_lengths (B, T) when it reads characters,
+    shapes (B, T) when it reads shapes -> (scores, tags, probabilities, features) (module docstring).
+
+    ``excluded``: tag ids never predicted (their probability is 0, the rest renormalised; a cloze
+    model never fills in <pad>, <unk> or <mask>); not allowed with a CRF.
+    """
+
+    keep: torch.Tensor
+
+    def __init__(self, tagger: Tagger, excluded: Sequence[int] = ()) -> None:
+        super().__init__()
+        self.tagger = tagger
+        self.chars = AllWords(tagger.chars) if tagger.chars is not None else None
+        self.encoder = packed_rnn(tagger.encoder.rnn)
+        if excluded and tagger.crf is not None:
+            raise ValueError("excluded tags cannot be combined with a CRF")
+        keep = torch.ones(tagger.output.out_features, dtype=torch.bool)
+        keep[list(excluded)] = False
+        self.register_buffer("keep", keep)
+
+    def forward(self, words: torch.Tensor, lengths: torch.Tensor, *features: torch.Tensor):
+        tagger = self.tagger
+        parts = [tagger.embedding(words)]  # (B, T, E)
+        if self.chars is not None:
+            parts.append(self.chars(features[0], features[1]))  # (B, T, 2Hc)
+        if tagger.shapes is not None:
+            parts.append(tagger.shapes(features[-1]))  # (B, T, S)
+        h, _ = self.encoder(torch.cat(parts, dim=-1), lengths)  # (B, T, 2H), zero at padding
+        valid = (torch.arange(words.shape[1], device=words.device)[None, :] < lengths[:, None])[..., None]
+        scores = torch.where(valid, tagger.output(h), torch.zeros_like(h[..., :1]))  # (B, T, K)
+        if tagger.crf is not None:
+            transitions, start, end = tagger.crf.constrained(scores.dtype)
+            tags = viterbi_decode(scores, lengths, transitions, start, end)
+            probabilities = crf_marginals(scores, lengths, transitions, start, end)
+        else:
+            masked = scores.masked_fill(~self.keep, float("-inf"))
+            probabilities = torch.softmax(masked, dim=-1) * valid
+            tags = masked.argmax(-1) * valid[..., 0]
+        return scores, tags, probabilities, h
+
+
+def tagger_graph(network: Tagger, batch: Any, inputs: Sequence[str], config: dict[str, Any],
+                 excluded: Sequence[int] = ()) -> OnnxGraph:
+    """The ``OnnxGraph`` of a tagger network: ``batch`` is an example batch, ``inputs`` names the
+    batch fields the network reads (``inputs`` -> ``words``), ``config`` is the task's JSON."""
+    example = {("words" if name == "inputs" else name): getattr(batch, name) for name in inputs}
+    axes: dict[str, dict[int, str]] = {name: {0: "batch", 1: "time"} for name in example}
+    axes["lengths"] = {0: "batch"}
+    if "chars" in axes:
+        axes["chars"][2] = "characters"
+    axes |= {name: {0: "batch", 1: "time"} for name in OUTPUTS}
+    names = {"inputs": list(example), "outputs": list(OUTPUTS)}
+    return OnnxGraph(TaggerGraph(network, excluded).eval(), example, OUTPUTS, axes,
+                     {"format": FORMAT, "version": FORMAT_VERSION, **names, **config})
+
+
+def tagging_graph(task: Any) -> OnnxGraph:
+    """A ``TaggingTask``'s graph; its JSON holds what featurises a sentence and names the tags."""
+    network = task.network
+    if getattr(network, "bilm", None) is not None:
+        raise ValueError("a tagger that reads biLM vectors cannot be exported: its biLM runs outside the network")
+    inputs = ["inputs", "lengths"]
+    inputs += ["chars", "char_lengths"] if network.chars is not None else []
+    inputs += ["shapes"] if network.shapes is not None else []
+    config = {
+        "kind": task.kind, "words": task.words.itos, "lowercase": task.config.lowercase,
+        "chars": task.chars.itos, "max_word_length": task._char_batcher.max_word_length,
+        "shapes": {"names": list(WORD_SHAPES), "rules": shape_rules()},
+        "tags": task.tags.itos, "labels": task.labels, "scheme": task.scheme, "network_scheme": task.config.scheme,
+        "label_index": [task.labels.index(task._external_label(tag)) for tag in task.tags.itos],
+    }
+    batch = task.collate([task.encode_input(tokens) for tokens in EXAMPLE])
+    return tagger_graph(network, batch, inputs, config)
+
+
+def cloze_graph(task: Any) -> OnnxGraph:
+    """A ``ClozeTask``'s graph: ``tags`` and ``probabilities`` fill each position (never <pad>, <unk>
+    or <mask>); the input is lower-cased characters or words, blanks read as ``mask``."""
+    from birnn.data import collate
+    from birnn.tasks.cloze import BLANK
+
+    vocab = task.vocab.itos
+    config = {"kind": task.kind, "unit": task.config.unit, "words": vocab, "lowercase": True,
+              "mask": vocab[task.mask_id], "blank": BLANK[task.config.unit], "tags": vocab, "labels": vocab,
+              "label_index": list(range(len(vocab)))}
+    ids = [task.vocab.encode([t.lower() for t in tokens]) for tokens in EXAMPLE]
+    batch = collate([(row, [0] * len(row)) for row in ids])
+    return tagger_graph(task.model, batch, ["inputs", "lengths"], config, excluded=(0, 1, task.mask_id))
+
+
+GRAPHS: dict[str, Callable[[Any], OnnxGraph]] = {"tagging": tagging_graph, "cloze": cloze_graph}
+
+
+def onnx_graph(task: Any) -> OnnxGraph:
+    """The exportable graph of a trained task; ValueError for a kind that has none."""
+    kind = getattr(task, "kind", type(task).__name__)
+    if kind not in GRAPHS:
+        raise ValueError(f"a {kind} model cannot be exported to ONNX; exportable kinds: {sorted(GRAPHS)}")
+    return GRAPHS[kind](task)
