@@ -13,7 +13,7 @@ from typing import Any
 import click
 import numpy as np
 
-from birnn.cli.options import POSITIVE, RUN
+from birnn.cli.options import POSITIVE
 from birnn.data.tokenizers import TOKENIZERS
 from birnn.serve.formats import INPUTS, OUTPUTS, Block, format_block, open_lines, read_blocks
 
@@ -55,7 +55,7 @@ def _classify(model: Any, files: tuple[str, ...], output_format: str) -> None:
 
 
 @click.command("predict")
-@click.argument("run", type=RUN)
+@click.argument("run", type=click.Path(path_type=Path))
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--input", "input_format", type=click.Choice(INPUTS),
               help="text: a sentence per line; conll: a token per line; conllu. [default: conllu "
@@ -69,15 +69,21 @@ def _classify(model: Any, files: tuple[str, ...], output_format: str) -> None:
               help="The CoNLL-U column --format conllu fills.")
 @click.option("--marginals", is_flag=True, help="JSON: the probability of every tag of every token.")
 @click.option("--batch-size", default=256, show_default=True, type=POSITIVE)
+@click.option("--engine", default="torch", show_default=True, type=click.Choice(["torch", "onnx"]),
+              help="onnx: RUN is the .onnx file of `birnn export` (or its folder), run by onnxruntime, no torch.")
+@click.option("--device", default="auto", show_default=True, help="torch engine: auto | cpu | cuda | cuda:N.")
+@click.option("--threads", type=POSITIVE, help="Intra-op threads. [default: the engine's]")
 def predict_command(run: Path, files: tuple[str, ...], input_format: str | None, tokenizer: str,
-                    output_format: str, column: str, marginals: bool, batch_size: int) -> None:
+                    output_format: str, column: str, marginals: bool, batch_size: int, engine: str,
+                    device: str, threads: int | None) -> None:
     """Tag FILES (or stdin) with the best weights of RUN; tokens/s on stderr at the end."""
-    from birnn.serve import load
+    from birnn import load
 
     input_format = input_format or ("conllu" if output_format == "conllu" else "text")
     if output_format == "conllu" and input_format != "conllu":
         raise click.UsageError("--format conllu fills the column of CoNLL-U input: use --input conllu")
-    model, start, counter = load(run, batch_size=batch_size), time.perf_counter(), [0, 0]
+    model = load(run, batch_size=batch_size, threads=threads, device=device, engine=engine)
+    start, counter = time.perf_counter(), [0, 0]
     if model.kind == "classify":
         return _classify(model, files, output_format)
     labels = model.labels
