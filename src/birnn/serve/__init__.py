@@ -8,11 +8,11 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from birnn.serve.export import export
+    from birnn.serve.onnx_export import export
     from birnn.serve.onnx_predictor import OnnxPredictor
     from birnn.serve.predictor import Predictor, load
 
-_HOME = {"Predictor": "predictor", "load": "predictor", "export": "export", "OnnxPredictor": "onnx_predictor"}
+_HOME = {"Predictor": "predictor", "load": "predictor", "export": "onnx_export", "OnnxPredictor": "onnx_predictor"}
 
 __all__ = ["OnnxPredictor", "Predictor", "export", "load"]
 

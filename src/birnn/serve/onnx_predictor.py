@@ -1,6 +1,6 @@
 """``OnnxPredictor``: an exported model (``birnn export``) run by onnxruntime, with NumPy only — no torch.
 
-It reads ``model.onnx`` and the ``model.json`` beside it (``serve.export``), featurises sentences
+It reads ``model.onnx`` and the ``model.json`` beside it (``serve.onnx_export``), featurises sentences
 as the task did in training (word ids, looked up lower-cased when the JSON says so; character
 ids and lengths by ``data.characters.CharBatcher``; word shapes by ``data.characters.word_shape``),
 and returns what ``Predictor`` returns: tag lists, (length, len(labels)) probability arrays in the
@@ -42,7 +42,7 @@ def find_model(path: str | Path) -> Path:
 
 
 def read_config(onnx_path: Path) -> dict[str, Any]:
-    """The JSON ``serve.export`` wrote next to ``onnx_path``, checked for its format."""
+    """The JSON ``serve.onnx_export`` wrote next to ``onnx_path``, checked for its format."""
     json_path = onnx_path.with_suffix(".json")
     try:
         config = json.loads(json_path.read_text(encoding="utf-8"))

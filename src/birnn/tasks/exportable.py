@@ -2,7 +2,7 @@
 names of inputs and outputs, and the JSON that makes the exported file usable without birnn.
 
 ``onnx_graph(task) -> OnnxGraph`` builds it with the builder ``GRAPHS`` holds for the task's
-``kind`` (a new task adds one function and one entry); ``birnn.serve.export`` traces ``module``
+``kind`` (a new task adds one function and one entry); ``birnn.serve.onnx_export`` traces ``module``
 on ``inputs`` and writes ``config`` next to the ``.onnx`` file. Every graph takes ``words`` (B, T)
 int64 and ``lengths`` (B,) int64 first, dynamic in B and T; outputs are zero at padding.
 
