@@ -16,6 +16,7 @@ _PRESETS = {name: TagRun.build(Path("train.conll"), name) for name in sorted(PRE
 _UNIT = click.FloatRange(0, 1, max_open=True)
 _FORMAT = click.Choice(["auto", "conllu", "conll"])
 _COLUMN = click.Choice(["upos", "xpos"])
+_DEVICE = "auto (CUDA when torch sees it) | cpu | cuda | cuda:N."
 
 
 @click.group("train", help="Train a model from the command line.")
@@ -62,12 +63,13 @@ def _p(path: str, *declarations: str, **settings):
 @click.option("--out", default=Path("runs/tagger"), show_default=True, type=RUN, help="Run directory.")
 @click.option("--resume", is_flag=True, help="Continue the checkpoint in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def tag_command(train_file: Path, out: Path, resume: bool, quiet: bool, **settings) -> None:
+@click.option("--device", default="auto", show_default=True, help=_DEVICE)
+def tag_command(train_file: Path, out: Path, resume: bool, quiet: bool, device: str, **settings) -> None:
     """Train a POS/NER tagger; writes checkpoints, metrics.csv, summary.json and curves.png to --out.
 
     Under torchrun every process runs this command; --batch-size is the global batch."""
     run = TagRun.build(train_file, **settings)
-    result = run_tagger(run, out, resume, progress=not quiet, log=click.echo)
+    result = run_tagger(run, out, resume, progress=not quiet, log=click.echo, device=device)
     if result is None:  # not the main rank under torchrun
         return
     click.echo(f"best dev {result['monitor']}: {result['best_dev']}; run in {out}")
@@ -80,7 +82,8 @@ def tag_command(train_file: Path, out: Path, resume: bool, quiet: bool, **settin
 @click.option("--data", "data_file", required=True, type=FILE, help="Tagged file to score.")
 @from_config(_T, "file_format", "--format", type=_FORMAT)
 @from_config(_T, "column", type=_COLUMN)
-def evaluate_command(run: Path, data_file: Path, file_format: str, column: str) -> None:
+@click.option("--device", default="auto", show_default=True, help=_DEVICE)
+def evaluate_command(run: Path, data_file: Path, file_format: str, column: str, device: str) -> None:
     """Accuracy (and span F1 for BIO tags) of the best weights of RUN on --data."""
-    for line in report_lines(score_file(run, data_file, file_format, column)):
+    for line in report_lines(score_file(run, data_file, file_format, column, device)):
         click.echo(line)

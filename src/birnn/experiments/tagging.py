@@ -12,6 +12,7 @@ from birnn.data import read_tagged
 from birnn.experiments.bilm import load_embedder
 from birnn.tasks import TaggerConfig, TaggingTask
 from birnn.train import TrainConfig, Trainer, distributed, evaluate, load_task, with_overrides
+from birnn.train.device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,14 @@ def epoch_line(epoch: int, row: dict[str, float]) -> str:
 
 
 def run_tagger(
-    run: TagRun, out: str | Path, resume: bool = False, progress: bool = True, log: Callable[[str], Any] = print
+    run: TagRun, out: str | Path, resume: bool = False, progress: bool = True, log: Callable[[str], Any] = print,
+    device: str = "auto",
 ) -> dict[str, Any] | None:
     """-> {"best_dev": score or None, "monitor": its name, "test": metrics or None}; under torchrun every
-    rank calls this and only the main rank gets the result (the others None)."""
-    distributed.setup_from_env()
+    rank calls this and only the main rank gets the result (the others None). device: auto | cpu |
+    cuda | cuda:N (under torchrun, CUDA ranks take cuda:LOCAL_RANK)."""
+    where = distributed.rank_device(resolve_device(device))
+    distributed.setup_from_env(where)
     train = run.read(run.train_file)
     dev = run.read(run.dev_file) if run.dev_file else None
     test = run.read(run.test_file) if run.test_file else None  # read now: a bad path fails before training
@@ -97,6 +101,7 @@ def run_tagger(
     task = load_task(out, "checkpoint") if resume else TaggingTask.for_data(run.model, train, bilm)
     if resume:
         task.model.train()
+    task.model.to(where)
     dev_examples = task.encode(dev, str(run.dev_file)) if dev else None
     test_examples = task.encode(test, str(run.test_file)) if test else None
     trainer = Trainer(task, task.encode(train, str(run.train_file)), dev_examples, run.train, out,
@@ -106,13 +111,14 @@ def run_tagger(
         return None
     result: dict[str, Any] = {"best_dev": summary["best_dev"], "monitor": trainer.monitor, "test": None}
     if test_examples is not None:
-        result["test"] = evaluate(load_task(out), test_examples)
+        result["test"] = evaluate(load_task(out, device=where), test_examples)
     return result
 
 
-def score_file(run_dir: str | Path, path: Path, file_format: str = "auto", column: str = "upos") -> dict[str, float]:
-    """The metrics of a trained tagger's best weights on a tagged file."""
-    task = load_task(run_dir)
+def score_file(run_dir: str | Path, path: Path, file_format: str = "auto", column: str = "upos",
+               device: str = "auto") -> dict[str, float]:
+    """The metrics of a trained tagger's best weights on a tagged file, computed on ``device``."""
+    task = load_task(run_dir, device=resolve_device(device))
     if not isinstance(task, TaggingTask):
         raise ValueError(f"{run_dir}: a {task.kind} run, not a tagger")
     return evaluate(task, task.encode(read_tagged(path, file_format, column), str(path)))

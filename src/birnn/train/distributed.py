@@ -2,9 +2,9 @@
 
 Launch any training command under ``torchrun`` (e.g. ``torchrun --standalone
 --nproc_per_node 2 $(which birnn) train tag ...``): ``setup_from_env`` joins
-the process group (gloo on CPU, nccl on GPU), every rank takes its share of
-each global batch, DDP averages the gradients, and only the main rank logs
-and writes checkpoints.
+the process group (nccl when training on CUDA, gloo otherwise), each rank trains on one
+device (``rank_device``: cuda:LOCAL_RANK on CUDA), takes its share of each global batch,
+DDP averages the gradients, and only the main rank logs and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -33,13 +33,27 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def setup_from_env() -> bool:
-    """Join the process group torchrun describes in the environment; False when not under torchrun."""
+def rank_device(device: torch.device | str) -> torch.device:
+    """One device per rank: under torchrun a CUDA device becomes cuda:LOCAL_RANK; others stay."""
+    device = torch.device(device)
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return device
+
+
+def setup_from_env(device: torch.device | str = "cpu") -> bool:
+    """Join the process group torchrun describes in the environment; False when not under torchrun.
+
+    The backend follows the training device, not what the machine has: nccl for CUDA, gloo
+    otherwise (nccl cannot reduce CPU tensors)."""
     if is_distributed():
         return True
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return False
-    dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    device = rank_device(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return True
 
 
@@ -49,9 +63,13 @@ def shard(indices: Sequence[int]) -> list[int]:
 
 
 def wrap(model: torch.nn.Module) -> torch.nn.Module:
-    """DistributedDataParallel around ``model`` when running distributed, else the model itself."""
+    """DistributedDataParallel around ``model`` (on its rank's device) when running distributed, else
+    the model itself."""
     if not is_distributed():
         return model
     from torch.nn.parallel import DistributedDataParallel
 
+    parameter = next(model.parameters(), None)
+    if parameter is not None and parameter.device.type == "cuda":
+        return DistributedDataParallel(model, device_ids=[parameter.device.index])
     return DistributedDataParallel(model)

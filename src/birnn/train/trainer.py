@@ -5,7 +5,8 @@ tensor``, ``evaluate_batch(batch)`` (whatever its metrics need from one batch),
 ``metrics(outcomes) -> dict`` and ``describe() -> dict`` (what a checkpoint must
 hold to rebuild it: configuration and vocabularies); it may also provide
 ``start_epoch(epoch)``, called before each training epoch (a language model that
-carries its state across batches resets it there).
+carries its state across batches resets it there). Batches go to the model's device
+(``device.to_device``): move the task's model before training to train elsewhere.
 
 Progress bars are drawn only on a terminal; a redirected log gets the one line
 per epoch that ``on_epoch`` prints.
@@ -38,6 +39,7 @@ from tqdm.auto import tqdm
 from birnn.data.batching import batch_indices, collate
 from birnn.train import checkpoint, distributed
 from birnn.train.config import TrainConfig
+from birnn.train.device import model_device, to_device
 
 
 class Task(Protocol):
@@ -119,7 +121,8 @@ def evaluate(task: Task, examples: Sequence[Example], batch_size: int = 64) -> d
     was_training = task.model.training
     task.model.eval()
     with torch.no_grad():
-        outcomes = [task.evaluate_batch(batch) for batch in batches]
+        device = model_device(task.model)
+        outcomes = [task.evaluate_batch(to_device(batch, device)) for batch in batches]
     task.model.train(was_training)
     return task.metrics(outcomes)
 
@@ -277,7 +280,7 @@ class Trainer:
         return self.history[-1]["epoch"] - best_epoch >= patience
 
     def _run_epoch(self, model: torch.nn.Module) -> None:
-        config, main = self.config, distributed.is_main()
+        config, main, device = self.config, distributed.is_main(), model_device(model)
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr * config.lr_decay**self.epoch
         examples = self.train_data(self.epoch) if callable(self.train_data) else self.train_data
@@ -297,7 +300,7 @@ class Trainer:
             leave=False,
         )
         for index in bar:
-            batch = self._collate([examples[i] for i in distributed.shard(index)])
+            batch = to_device(self._collate([examples[i] for i in distributed.shard(index)]), device)
             loss = self.task.loss(batch)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
