@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_birnn.py $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/bench_reference.py $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/bench_tagger.py $(BENCH_FLAGS)   # flair peer: FLAIR_PYTHON=...
+	$(BIN)/python benchmarks/bench_predict.py $(if $(PREDICT_RUN),--run $(PREDICT_RUN)) $(BENCH_FLAGS)   # PREDICT_RUN=a tagger run (else a small one is trained)
 	$(BIN)/python benchmarks/bench_lm.py --data ../shared/data/timemachine/timemachine.txt $(BENCH_FLAGS)   # d2l peer: D2L_PYTHON=...
 
 clean:
