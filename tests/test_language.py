@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 
 import pytest
@@ -97,6 +98,9 @@ def test_cli_lm_generate_cloze_fill(tmp_path, capsys):
     assert "held-out masked-char accuracy" in capsys.readouterr().out
     assert main(["fill", str(tmp_path / "cloze"), "the ti_e", "--top", "3"]) == 0
     assert capsys.readouterr().out.startswith("blank 1: ")
+    assert main(["fill", str(tmp_path / "cloze"), "the ti_e", "--top", "100000"]) == 0  # all candidates
+    assert capsys.readouterr().out.count("'") == 2 * len(ClozeTask.from_description(
+        json.loads((tmp_path / "cloze" / "checkpoint" / "state.json").read_text())["task"]).vocab)
     assert main(["fill", str(tmp_path / "cloze"), "no blank here"]) == 2
     assert main(["generate", str(tmp_path / "cloze")]) == 2  # a cloze run is not a language model
     errors = capsys.readouterr().err.strip().splitlines()
@@ -123,3 +127,38 @@ def test_d2l_reproduction(tmp_path):
     assert results["lstm"][0] < 1.2 and results["bilstm"][0] < 1.3  # d2l: 1.0 and 1.1
     assert results["lstm"][2].startswith("time traveller")
     assert results["bilstm"][1] > 5 * results["bilstm"][0]  # with only the prefix, the cheat is gone
+
+
+def _generate_by_reading_everything(task, prefix, chars):
+    """Greedy generation that feeds the whole text again for every character (quadratic, the definition)."""
+    import torch
+
+    ids = task.vocab.encode(prefix)
+    for _ in range(chars):
+        logits = task.model(torch.tensor([ids]), torch.tensor([len(ids)]))[0][0, -1]
+        logits[:2] = -math.inf
+        ids.append(int(logits.argmax()))
+    return "".join(task.vocab.decode(ids))
+
+
+@pytest.mark.parametrize("model", ["lstm", "gru", "bilstm"])
+def test_generation_is_linear_and_equals_reading_everything(model, monkeypatch):
+    task = LanguageModelTask.for_text(LMConfig(model=model, hidden=8, layers=2, embedding=4), TEXT)
+    task.model.eval()
+    expected = _generate_by_reading_everything(task, "the time", 40)
+    fed = []
+    forward = type(task.model).forward
+
+    def counted(self, x, *rest):
+        fed.append(x.numel())
+        return forward(self, x, *rest)
+
+    monkeypatch.setattr(type(task.model), "forward", counted)
+    assert task.generate("the time", 40, context=60) == expected  # 48 characters: all within the context
+    if model == "bilstm":
+        assert max(fed) <= 60
+        fed.clear()
+        task.generate("the time", 200, context=30)
+        assert max(fed) == 30 and len(fed) == 200  # each step reads at most `context` characters
+    else:
+        assert fed == [len("the time")] + [1] * 39  # the prefix once, then one character a step

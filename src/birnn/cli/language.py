@@ -96,11 +96,11 @@ def cloze_command(out: Path, resume: bool, quiet: bool, **settings) -> None:
 @click.command("fill")
 @click.argument("run", type=RUN)
 @click.argument("text")
-@click.option("--top", default=5, show_default=True, type=POSITIVE)
+@click.option("--top", default=5, show_default=True, type=POSITIVE, help="Candidates per blank (at most all).")
 def fill_command(run: Path, text: str, top: int) -> None:
     """Fill each blank of TEXT: '_' for a character model, '[MASK]' for a word model."""
     task = load_task(run)
     if not hasattr(task, "fill"):
         raise ValueError(f"{run}: a {task.kind} run, not a cloze model")
-    for number, candidates in enumerate(task.fill(text, top), start=1):
+    for number, candidates in enumerate(task.fill(text, min(top, len(task.vocab))), start=1):  # at most all
         click.echo(f"blank {number}: " + "  ".join(f"{token!r} {p:.3f}" for token, p in candidates))

@@ -169,24 +169,37 @@ class LanguageModelTask:
         return math.exp(nll / count)
 
     @torch.no_grad()
-    def generate(self, prefix: str, chars: int, temperature: float = 0.0, seed: int = 0) -> str:
-        """Continue ``prefix`` by ``chars`` characters: greedy (temperature 0) or sampled."""
+    def generate(self, prefix: str, chars: int, temperature: float = 0.0, seed: int = 0, context: int = 100) -> str:
+        """Continue ``prefix`` by ``chars`` characters: greedy (temperature 0) or sampled; linear in ``chars``.
+
+        A one-directional model reads the prefix once and then one character per step, carrying
+        its state. A bidirectional one has no state to carry (its backward direction would have to
+        read everything again), so each step re-reads the last ``context`` characters.
+        """
         if not prefix:
             raise ValueError("prefix must hold at least one character")
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0; got {temperature}")
+        if temperature < 0 or not math.isfinite(temperature):
+            raise ValueError(f"temperature must be finite and >= 0; got {temperature}")
+        if context < 1:
+            raise ValueError(f"context must be >= 1; got {context}")
         self.model.eval()
         rng = np.random.default_rng(seed)
         ids = self.vocab.encode(prefix)
+        carried, state, unread = not is_bidirectional(self.config.model), None, ids
         for _ in range(chars):
-            inputs = torch.tensor([ids])
-            logits = self.model(inputs, torch.tensor([len(ids)]))[0][0, -1]
-            logits[:2] = -math.inf  # never <pad> or <unk>
-            if temperature == 0:
-                ids.append(int(logits.argmax()))
+            if carried:
+                logits, state = self.model(torch.tensor([unread]), torch.tensor([len(unread)]), state)
             else:
-                p = torch.softmax(logits / temperature, -1).double().numpy()
+                window = ids[-context:]
+                logits, _ = self.model(torch.tensor([window]), torch.tensor([len(window)]))
+            last = logits[0, -1]
+            last[:2] = -math.inf  # never <pad> or <unk>
+            if temperature == 0:
+                ids.append(int(last.argmax()))
+            else:
+                p = torch.softmax(last / temperature, -1).double().numpy()
                 ids.append(int(rng.choice(len(p), p=p / p.sum())))
+            unread = ids[-1:]
         return "".join(self.vocab.decode(ids))
 
 

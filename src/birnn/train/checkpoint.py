@@ -70,7 +70,11 @@ def write_atomic(path: str | Path, data: bytes) -> None:
     """Replace the file ``path`` by ``data`` in one step: a reader (or a kill) sees the old file or the new."""
     path = Path(path)
     temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    _write(temporary, data)
+    try:
+        _write(temporary, data)
+    except OSError as exc:  # e.g. ENOSPC: the old file stays as it was
+        temporary.unlink(missing_ok=True)
+        raise OSError(exc.errno, f"{path}: not written ({exc.strerror or exc}); the previous version is kept") from exc
     os.replace(temporary, path)
     _fsync_directory(path.parent)
 
@@ -200,8 +204,6 @@ def save(
     if directory.is_dir() and not directory.is_symlink():
         _migrate(directory)
     version = _new_version(directory)
-    for name, data in blobs.items():
-        _write(version / name, data)
     payload = {
         "format": FORMAT,
         "version": 1,
@@ -209,8 +211,15 @@ def save(
         "optimizer": meta,
         "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in blobs.items()},
     }
-    _write(version / "state.json", json.dumps(payload, indent=1).encode())
-    _fsync_directory(version)
+    blobs["state.json"] = json.dumps(payload, indent=1).encode()  # last: a version without it is incomplete
+    try:
+        for name, data in blobs.items():
+            _write(version / name, data)
+        _fsync_directory(version)
+    except OSError as exc:  # e.g. ENOSPC: the link still points at the previous version
+        shutil.rmtree(version, ignore_errors=True)
+        kept = f"{directory} still holds the previous checkpoint" if exists(directory) else "no checkpoint is kept"
+        raise OSError(exc.errno, f"{version}: checkpoint not written ({exc.strerror or exc}); {kept}") from exc
     _point(directory, version)
     _collect(directory, version)
 

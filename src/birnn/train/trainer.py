@@ -24,8 +24,10 @@ import io
 import json
 import math
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -104,6 +106,28 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(descriptor)  # drops the lock
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM that arrive inside the block take effect when it ends (main thread only).
+
+    Python runs signal handlers in the main thread whichever thread the kernel chose, so holding
+    them there is enough; the first signal held is raised again, to the handler that was in place.
+    """
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or None in map(signal.getsignal, wanted):
+        yield
+        return
+    arrived: list[int] = []
+    previous = {number: signal.signal(number, lambda received, frame: arrived.append(received)) for number in wanted}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if arrived:
+            signal.raise_signal(arrived[0])
 
 
 def batcher(task: Task) -> Callable[..., Any]:
@@ -231,6 +255,13 @@ class Trainer:
         kept = self.run_dir / "checkpoint"
         return f"the last good checkpoint is {kept}" if checkpoint.exists(kept) else "no checkpoint was written"
 
+    def _stopped(self) -> str:
+        kept = self.run_dir / "checkpoint"
+        if not (distributed.is_main() and checkpoint.exists(kept)):
+            return "training stopped; no checkpoint was written"
+        epoch = checkpoint.read_state(kept).get("epoch")
+        return f"training stopped; {kept} holds epoch {epoch} of {self.config.epochs} (continue with resume, --resume)"
+
     # ----- the loop ------------------------------------------------------------------------------
     def fit(self, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
         """Train to ``config.epochs`` epochs.
@@ -264,6 +295,9 @@ class Trainer:
                 try:
                     while self.epoch < self.config.epochs and not self._patience_exhausted():
                         self._run_epoch(model)
+                except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM under the CLI: say what is kept
+                    exc.args = (self._stopped(),)
+                    raise
                 finally:
                     self.task.model = model
             if distributed.is_main() and self.history:
@@ -342,10 +376,11 @@ class Trainer:
             self.best = score
         if not main:
             return
-        checkpoint.save(self.run_dir / "checkpoint", model, self._state(), self.optimizer)
-        if improved:
-            checkpoint.save(self.run_dir / "best", model, self._state())
-        self._write_logs(row)
+        with signals_deferred():  # a stop asked for now waits until the epoch is saved
+            checkpoint.save(self.run_dir / "checkpoint", model, self._state(), self.optimizer)
+            if improved:
+                checkpoint.save(self.run_dir / "best", model, self._state())
+            self._write_logs(row)
         if self.on_epoch is not None:
             self.on_epoch(self.epoch, row)
 
