@@ -32,6 +32,7 @@ CONFIGS = {
     "bigru-cnn-2layers": TaggerConfig(model="bigru", hidden=6, embedding=5, chars="cnn", char_hidden=4, layers=2),
     "bigru-crf": TaggerConfig(model="bigru", hidden=5, embedding=4, crf=True),
     "bilstm": TaggerConfig(hidden=5, embedding=4, layers=2),
+    "bielman": TaggerConfig(model="bielman", hidden=5, embedding=4),
 }
 
 
@@ -187,3 +188,25 @@ def test_export_and_predict_from_the_command_line_without_torch(tmp_path, capsys
     for got, want in zip(onnx_records, torch_records, strict=True):
         np.testing.assert_allclose(got["p"], want["p"], atol=1e-5)
     assert main(["predict", str(tmp_path / "run"), "--engine", "onnx"]) == 2  # a run directory holds no .onnx
+
+
+@pytest.mark.parametrize("pool, chars", [("summary", "lstm"), ("attention", "none")])
+def test_exported_classifier_equals_torch(tmp_path, pool, chars):
+    from birnn.tasks.classifier import ClassificationTask, ClassifierConfig
+
+    examples = [(["good", "film", "really"], "pos"), (["bad", "movie"], "neg"), (["fine"], "pos"),
+                (["awful", "really", "bad", "plot"], "neg")]
+    config = ClassifierConfig(model="bigru" if chars == "none" else "bilstm", pool=pool, chars=chars, hidden=5,
+                              embedding=4, char_hidden=3)
+    task = ClassificationTask.for_data(config, examples)
+    export(task, tmp_path / "classifier.onnx")
+    onnx, eager = OnnxPredictor(tmp_path / "classifier.onnx"), Predictor(task)
+    sentences = [["good", "bad", "zzz"] * k for k in range(1, 12)] + [["fine"]]
+    assert onnx.kind == "classify" and onnx.labels == eager.labels
+    assert onnx.predict(sentences) == eager.predict(sentences)
+    for got, want in zip(onnx.predict_with_proba(sentences), eager.predict_with_proba(sentences), strict=True):
+        assert got[0] == want[0]
+        np.testing.assert_allclose(got[1], want[1], atol=1e-5)
+    for got, want in zip(onnx.embed(sentences), eager.embed(sentences), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    assert onnx.tokenize("a film, really") == eager.tokenize("a film, really")

@@ -42,7 +42,7 @@ def _classify(model: Any, files: tuple[str, ...], output_format: str) -> None:
         raise click.UsageError("a classifier labels whole sentences: use --format conll or json")
     labels = model.labels
     texts, pending = itertools.tee(text for name in files or ("-",) for _, text in open_lines(name, sys.stdin.buffer))
-    results = model.stream((model.task.tokenize(text) for text in pending), method="predict_with_proba",
+    results = model.stream((model.tokenize(text) for text in pending), method="predict_with_proba",
                            empty=("", None))
     for text, (label, p) in zip(texts, results, strict=True):
         if p is None:

@@ -78,6 +78,7 @@ class OnnxPredictor(SortedBatches):
         self._merge = np.zeros((len(config["tags"]), len(config["labels"])), dtype=np.float32)
         self._merge[np.arange(len(config["tags"])), config["label_index"]] = 1  # internal tag -> its label
         self._bioes_to_bio = config.get("network_scheme") == "bioes" and config.get("scheme") == "bio"
+        self._per_sentence = config.get("level") == "sentence"  # a classifier: one row per sentence
 
     @property
     def kind(self) -> str:
@@ -86,6 +87,12 @@ class OnnxPredictor(SortedBatches):
     @property
     def labels(self) -> list[str]:
         return list(self.config["labels"])
+
+    def tokenize(self, text: str) -> list[str]:
+        """Raw text cut as the classifier was trained (``tokenizer`` of the JSON; whitespace otherwise)."""
+        from birnn.data.textclass import tokenize
+
+        return tokenize(text, self.config.get("tokenizer", "whitespace"))
 
     def _word_ids(self, tokens: list[str]) -> list[int]:
         if self.config.get("blank") is not None:  # a cloze model: blanks are read as <mask>
@@ -115,6 +122,8 @@ class OnnxPredictor(SortedBatches):
             raise TypeError(f"an exported {self.kind} model has no {method}()")
         names = OUTPUT_OF[method]
         outputs = dict(zip(names, self.session.run(list(names), self.features(sentences)), strict=True))
+        if self._per_sentence:
+            return self._per_sentence_results(names, outputs)
         lengths = [len(tokens) for tokens in sentences]
         columns: dict[str, list[Any]] = {}
         if "tags" in outputs:
@@ -124,6 +133,14 @@ class OnnxPredictor(SortedBatches):
             columns["probabilities"] = [row[:n] for row, n in zip(p, lengths, strict=True)]
         if "features" in outputs:
             columns["features"] = [row[:n] for row, n in zip(outputs["features"], lengths, strict=True)]
+        rows = [columns[name] for name in names]
+        return rows[0] if len(rows) == 1 else list(zip(*rows, strict=True))
+
+    def _per_sentence_results(self, names: tuple[str, ...], outputs: dict[str, np.ndarray]) -> list[Any]:
+        """A classifier's rows: the label string, its (K,) probabilities, its pooled vector."""
+        columns = {name: list(value) for name, value in outputs.items()}
+        if "tags" in columns:
+            columns["tags"] = [self.config["labels"][int(i)] for i in outputs["tags"]]
         rows = [columns[name] for name in names]
         return rows[0] if len(rows) == 1 else list(zip(*rows, strict=True))
 

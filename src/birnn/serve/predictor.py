@@ -53,6 +53,10 @@ class Predictor(SortedBatches):
     def labels(self) -> list[str]:
         return list(self.task.labels)
 
+    def tokenize(self, text: str) -> list[str]:
+        """Raw text cut as the task cuts it (a classifier's ``tokenizer``)."""
+        return self.task.tokenize(text)
+
     def _predict_batch(self, method: str, sentences: list[list[str]]) -> list[Any]:
         if not hasattr(self.task, method):
             raise TypeError(f"a {self.kind} model has no {method}()")

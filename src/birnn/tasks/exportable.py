@@ -13,6 +13,11 @@ output, optional CRF) rebuilt from ``birnn.nn.exportable`` pieces with the same 
     tags           (B, T) int64      the CRF's Viterbi path, or argmax_k u_t(k)
     probabilities  (B, T, K) float   CRF marginals p(y_t = k | x), or softmax(u_t)
     features       (B, T, 2H) float  the encoder's token features (``embed``)
+
+``ClassifierGraph`` is the ``Classifier`` (word ⊕ character features, encoder, pooling, linear
+output); its outputs have the same names, one row per sentence (``"level": "sentence"`` in the
+JSON): scores (B, K), tags (B,) the argmax, probabilities (B, K) the softmax, features (B, 2H)
+the pooled vector.
 """
 
 from __future__ import annotations
@@ -136,7 +141,50 @@ def cloze_graph(task: Any) -> OnnxGraph:
     return tagger_graph(task.model, batch, ["inputs", "lengths"], config, excluded=(0, 1, task.mask_id))
 
 
-GRAPHS: dict[str, Callable[[Any], OnnxGraph]] = {"tagging": tagging_graph, "cloze": cloze_graph}
+class ClassifierGraph(nn.Module):
+    """``ClassifierGraph(classifier)``; call ``(words, lengths[, chars, char_lengths])`` ->
+    (scores (B, K), tags (B,), probabilities (B, K), features (B, 2H)) (module docstring)."""
+
+    def __init__(self, classifier: Any) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.chars = AllWords(classifier.chars) if classifier.chars is not None else None
+        self.encoder = packed_rnn(classifier.encoder.rnn)
+
+    def forward(self, words: torch.Tensor, lengths: torch.Tensor, *features: torch.Tensor):
+        classifier = self.classifier
+        parts = [classifier.embedding(words)]  # (B, T, E)
+        if self.chars is not None:
+            parts.append(self.chars(features[0], features[1]))  # (B, T, 2Hc)
+        h, _ = self.encoder(torch.cat(parts, dim=-1), lengths)  # (B, T, 2H)
+        pooled = classifier.pool(h, lengths)  # (B, 2H)
+        scores = classifier.output(pooled)  # (B, K)
+        probabilities = torch.softmax(scores, dim=-1)
+        return scores, probabilities.argmax(-1), probabilities, pooled
+
+
+def classifier_graph(task: Any) -> OnnxGraph:
+    """A ``ClassificationTask``'s graph; raw text is cut by ``tokenizer`` before the lookup."""
+    network = task.network
+    inputs = ["inputs", "lengths"] + (["chars", "char_lengths"] if network.chars is not None else [])
+    config = {"kind": task.kind, "level": "sentence", "words": task.words.itos, "lowercase": task.config.lowercase,
+              "chars": task.chars.itos, "max_word_length": task._char_batcher.max_word_length,
+              "tokenizer": task.config.tokenizer, "tags": task.labels, "labels": task.labels,
+              "label_index": list(range(len(task.labels)))}
+    batch = task.collate([task.encode_input(tokens) for tokens in EXAMPLE])
+    example = {("words" if name == "inputs" else name): getattr(batch, name) for name in inputs}
+    axes: dict[str, dict[int, str]] = {name: {0: "batch", 1: "time"} for name in example}
+    axes["lengths"] = {0: "batch"}
+    if "chars" in axes:
+        axes["chars"][2] = "characters"
+    axes |= {name: {0: "batch"} for name in OUTPUTS}
+    names = {"inputs": list(example), "outputs": list(OUTPUTS)}
+    return OnnxGraph(ClassifierGraph(network).eval(), example, OUTPUTS, axes,
+                     {"format": FORMAT, "version": FORMAT_VERSION, **names, **config})
+
+
+GRAPHS: dict[str, Callable[[Any], OnnxGraph]] = {"tagging": tagging_graph, "cloze": cloze_graph,
+                                                 "classify": classifier_graph}
 
 
 def onnx_graph(task: Any) -> OnnxGraph:
