@@ -11,7 +11,9 @@ the best epoch's (the model selection metric); test scores are those of the ``be
 
 Ablations (one seed each, the first): ``no-chars`` (no character encoder), ``no-wdrop`` (no
 singleton word dropout), and ``no-crf`` for the NER preset or ``crf`` for the UPOS preset (which
-has none). Training time is the training loops' sum (dev evaluation excluded) from metrics.csv.
+has none). Training time is the training loops' sum (dev evaluation excluded) from metrics.csv;
+``epochs`` lists each seed's epochs (early stopping ends NER runs before the preset's 40), ``*``
+marking a run scored unfinished under ``--no-train``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from _report import Recording, add_option, finish
-from birnn.experiments.tagging import TagRun, run_tagger
+from birnn.experiments.tagging import TagRun, run_tagger, score_file
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 FILES = {
@@ -39,6 +41,7 @@ ABLATIONS: dict[str, dict[str, dict[str, Any]]] = {
     "ner": {"no-chars": {"model.chars": "none"}, "no-wdrop": {"model.word_dropout": 0.0},
             "no-crf": {"model.crf": False}},
 }
+MONITOR = {True: "dev_accuracy", False: "dev_f1"}  # by "no chunk scheme"
 SCORES = {"upos": ("accuracy", "accuracy_known", "accuracy_unknown"), "ner": ("f1", "precision", "recall")}
 
 
@@ -48,19 +51,41 @@ def tag_run(preset: str, changes: dict[str, Any], seed: int, data: Path) -> TagR
     return TagRun.build(train, preset, dev_file=dev, test_file=test, seed=seed, **settings)
 
 
-def finished_run(run: TagRun, out: Path) -> dict[str, Any]:
-    """The scores of the run in ``out``: read from table.json, else trained (or resumed) first."""
+def finished_run(run: TagRun, out: Path, train: bool = True) -> dict[str, Any] | None:
+    """The scores of the run in ``out``: read from table.json, else trained (or resumed) first.
+    With ``train=False`` an unfinished run is scored as it stands (its ``best/`` weights so far,
+    ``epochs`` says how far it got) and a missing one is None."""
     table = out / "table.json"
     if table.exists():
         return json.loads(table.read_text())
+    if not train:
+        return partial_scores(run, out)
     result = run_tagger(run, out, resume=(out / "checkpoint").exists(), progress=False,
                         log=lambda line: print(f"  {out.name}: {line}", file=sys.stderr))
     assert result is not None  # one process: the main rank
-    with (out / "metrics.csv").open() as rows:
-        seconds = sum(float(row["seconds"]) for row in csv.DictReader(rows))
-    scores = {"dev": result["best_dev"], "test": result["test"], "train_seconds": seconds}
+    scores = {"dev": result["best_dev"], "test": result["test"]} | training_time(out)
     table.write_text(json.dumps(scores, indent=1))
     return scores
+
+
+def training_time(out: Path) -> dict[str, float]:
+    """Epochs run and the training loops' seconds, from metrics.csv."""
+    with (out / "metrics.csv").open() as lines:
+        rows = list(csv.DictReader(lines))
+    return {"epochs": len(rows), "train_seconds": sum(float(row["seconds"]) for row in rows)}
+
+
+def partial_scores(run: TagRun, out: Path) -> dict[str, Any] | None:
+    """A run as it stands; finished when it reached its epochs or its patience ran out."""
+    if not (out / "best").exists() or not (out / "metrics.csv").exists():
+        return None
+    with (out / "metrics.csv").open() as lines:
+        dev = [float(row[MONITOR[run.model.scheme is None]]) for row in csv.DictReader(lines)]
+    best_epoch = dev.index(max(dev)) + 1
+    patience = run.train.patience
+    done = len(dev) >= run.train.epochs or (patience is not None and len(dev) - best_epoch >= patience)
+    test = score_file(out, run.test_file, run.file_format, run.column)
+    return {"dev": max(dev), "test": test, "unfinished": not done} | training_time(out)
 
 
 def mean_sd(values: list[float]) -> str:
@@ -69,18 +94,24 @@ def mean_sd(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
 
 
-def table_rows(preset: str, seeds: int, ablation: bool, root: Path, data: Path) -> list[str]:
+def table_rows(preset: str, seeds: int, ablation: bool, root: Path, data: Path, train: bool) -> list[str]:
     variants = {"preset": {}} | (ABLATIONS[preset] if ablation else {})
     main, *extra = SCORES[preset]
     rows = []
     for variant, changes in variants.items():
         runs = range(seeds) if variant == "preset" else range(1)
-        scores = [finished_run(tag_run(preset, changes, s, data), root / f"{preset}-{variant}-s{s}") for s in runs]
+        found = [finished_run(tag_run(preset, changes, seed, data), root / f"{preset}-{variant}-s{seed}", train)
+                 for seed in runs]
+        scores = [s for s in found if s is not None]
+        if not scores:
+            rows.append(f"| {preset} | {variant} | 0 | not run |")
+            continue
         tests = [s["test"] for s in scores]
         cells = [mean_sd([s["dev"] for s in scores]), mean_sd([t[main] for t in tests])]
         cells += [mean_sd([t[key] for t in tests]) for key in extra]
         minutes = statistics.mean(s["train_seconds"] for s in scores) / 60
-        rows.append(f"| {preset} | {variant} | {len(scores)} | " + " | ".join(cells) + f" | {minutes:.1f} |")
+        epochs = "/".join(str(s["epochs"]) + ("*" if s.get("unfinished") else "") for s in scores)
+        rows.append(f"| {preset} | {variant} | {len(scores)} | " + " | ".join(cells) + f" | {epochs} | {minutes:.1f} |")
     return rows
 
 
@@ -92,6 +123,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds of each preset row [3]")
     parser.add_argument("--only", choices=sorted(FILES), help="one preset only")
     parser.add_argument("--no-ablation", action="store_true", help="the preset rows only")
+    parser.add_argument("--no-train", action="store_true",
+                        help="train nothing: score the runs as they stand (unfinished ones marked *)")
     add_option(parser)
     args = parser.parse_args()
     if args.seeds < 1:
@@ -103,9 +136,9 @@ def main() -> None:
         main_score, *extra = SCORES[preset]
         print(f"\n`--preset {preset}`: dev = best epoch's {main_score}; test = best/ weights\n")
         print(f"| preset | variant | seeds | dev {main_score} | test {main_score} | "
-              + " | ".join(f"test {k}" for k in extra) + " | train min |")
-        print("|---|---|---:|---:|---:|" + "---:|" * len(extra) + "---:|")
-        for row in table_rows(preset, args.seeds, not args.no_ablation, args.root, args.data):
+              + " | ".join(f"test {k}" for k in extra) + " | epochs | train min |")
+        print("|---|---|---:|---:|---:|" + "---:|" * len(extra) + "---|---:|")
+        for row in table_rows(preset, args.seeds, not args.no_ablation, args.root, args.data, not args.no_train):
             print(row)
     finish(args, "tagging_accuracy", recording, peers=("seqeval",))
 
