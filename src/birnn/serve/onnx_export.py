@@ -14,9 +14,13 @@ and schemes — everything a program in any language needs to feed the graph and
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import os
+import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +54,7 @@ def export(task: Any, path: str | Path, check: bool = True) -> OnnxGraph:
     graph = onnx_graph(task)
     module = copy.deepcopy(graph.module).cpu().eval()
     inputs = tuple(value.cpu() for value in graph.inputs.values())
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _quiet_stderr():
         warnings.simplefilter("ignore")  # the tracer's notes on packed sequences and loops
         torch.onnx.export(module, inputs, str(path), input_names=list(graph.inputs), output_names=list(graph.outputs),
                           dynamic_axes=graph.axes, opset_version=OPSET, dynamo=False)
@@ -59,6 +63,21 @@ def export(task: Any, path: str | Path, check: bool = True) -> OnnxGraph:
     if check:
         _check(path, graph, expected)
     return graph
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 to /dev/null: the exporter's C++ side warns that it cannot infer the shapes
+    of packed sequences, which the onnxruntime check after the export makes moot."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _check(path: Path, graph: OnnxGraph, expected: list[np.ndarray]) -> None:
