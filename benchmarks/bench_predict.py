@@ -86,8 +86,8 @@ def _row(name: str, predict: Callable[[list[list[str]]], object], sentences: lis
     times = _latencies(predict, alone)
     twenty_p50 = statistics.median(_latencies(predict, twenty)) if twenty else float("nan")
     p99 = statistics.quantiles(times, n=100)[98] if len(times) >= 100 else max(times)
-    row = {"batch": batch, "cpu": per_cpu_second, "single": sum(map(len, alone)) / (sum(times) / 1e3), "p50": statistics.median(times),
-           "p99": p99, "twenty": twenty_p50}
+    row = {"batch": batch, "cpu": per_cpu_second, "single": sum(map(len, alone)) / (sum(times) / 1e3),
+           "p50": statistics.median(times), "p99": p99, "twenty": twenty_p50}
     print(f"{name:<22} {batch:>14,.0f} {per_cpu_second:>13,.0f} {row['single']:>12,.0f} {row['p50']:>8.2f} "
           f"{p99:>8.2f} {twenty_p50:>11.2f}")
     return row
