@@ -11,9 +11,11 @@ the best epoch's (the model selection metric); test scores are those of the ``be
 
 Ablations (one seed each, the first): ``no-chars`` (no character encoder), ``no-wdrop`` (no
 singleton word dropout), and ``no-crf`` for the NER preset or ``crf`` for the UPOS preset (which
-has none). Training time is the training loops' sum (dev evaluation excluded) from metrics.csv;
-``epochs`` lists each seed's epochs (early stopping ends NER runs before the preset's 40), ``*``
-marking a run scored unfinished under ``--no-train``.
+has none); for NER also ``train+dev``, trained on both splits for 15 epochs (the median best
+epoch of the preset's seeds on dev), the WNUT-17 shared task's protocol. Training time is the
+training loops' sum (dev evaluation excluded) from metrics.csv; ``epochs`` lists each seed's
+epochs (early stopping ends NER runs before the preset's 40), ``*`` marking a run scored
+unfinished under ``--no-train``.
 """
 
 from __future__ import annotations
@@ -39,16 +41,29 @@ ABLATIONS: dict[str, dict[str, dict[str, Any]]] = {
     "upos": {"no-chars": {"model.chars": "none"}, "no-wdrop": {"model.word_dropout": 0.0},
              "crf": {"model.crf": True}},
     "ner": {"no-chars": {"model.chars": "none"}, "no-wdrop": {"model.word_dropout": 0.0},
-            "no-crf": {"model.crf": False}},
+            "no-crf": {"model.crf": False},
+            # trained on train + dev for the median best epoch of the preset's seeds on dev
+            "train+dev": {"train+dev": True, "train.epochs": 15}},
 }
 MONITOR = {True: "dev_accuracy", False: "dev_f1"}  # by "no chunk scheme"
 SCORES = {"upos": ("accuracy", "accuracy_known", "accuracy_unknown"), "ner": ("f1", "precision", "recall")}
 
 
-def tag_run(preset: str, changes: dict[str, Any], seed: int, data: Path) -> TagRun:
+def tag_run(preset: str, changes: dict[str, Any], seed: int, data: Path, root: Path) -> TagRun:
     train, dev, test = (data / name for name in FILES[preset])
+    changes = dict(changes)
+    if changes.pop("train+dev", False):  # one file of both, no dev split, the epochs fixed
+        train, dev = joined(train, dev, root / f"{preset}-train+dev{train.suffix}"), None
     settings = {path.replace("model.", "").replace("train.", ""): value for path, value in changes.items()}
     return TagRun.build(train, preset, dev_file=dev, test_file=test, seed=seed, **settings)
+
+
+def joined(first: Path, second: Path, out: Path) -> Path:
+    """``out``: the sentences of ``first`` then of ``second`` (column files, a blank line between)."""
+    if not out.exists():
+        out.write_text(first.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + second.read_text(encoding="utf-8"),
+                       encoding="utf-8")
+    return out
 
 
 def finished_run(run: TagRun, out: Path, train: bool = True) -> dict[str, Any] | None:
@@ -100,7 +115,7 @@ def table_rows(preset: str, seeds: int, ablation: bool, root: Path, data: Path, 
     rows = []
     for variant, changes in variants.items():
         runs = range(seeds) if variant == "preset" else range(1)
-        found = [finished_run(tag_run(preset, changes, seed, data), root / f"{preset}-{variant}-s{seed}", train)
+        found = [finished_run(tag_run(preset, changes, seed, data, root), root / f"{preset}-{variant}-s{seed}", train)
                  for seed in runs]
         scores = [s for s in found if s is not None]
         if not scores:
