@@ -57,6 +57,8 @@ def _register() -> click.Command:
 
     language.register(train.train_group, app)
     train.train_group.add_command(bilm.bilm_command, "bilm")
+    from birnn.cli.classify import classify_command
+    train.train_group.add_command(classify_command, "classify")
     return train.train_group
 
 
