@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow bench lint clean
+.PHONY: venv demo test test-slow fuzz bench lint clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q -n 2 -m "not slow"
+
+# The property-based fuzz suite (tests/fuzz) with many examples per property; `make test` draws a few.
+fuzz: $(STAMP)
+	BIRNN_FUZZ=long $(BIN)/python -m pytest -q tests/fuzz
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow || test $$? -eq 5

@@ -17,7 +17,11 @@ from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
-import click
+try:
+    import click
+except KeyboardInterrupt:  # Ctrl-C while the command starts: one line, as at any later moment
+    sys.stderr.write("birnn: interrupted\n")
+    raise SystemExit(130) from None
 
 
 class _LazyGroup(click.Group):

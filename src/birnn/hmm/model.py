@@ -204,9 +204,13 @@ class HMM:
     def load(cls, path: str | Path) -> HMM:
         """Read an HMM written by ``save``; errors name the file."""
         try:
-            payload = json.loads(Path(path).read_text())
+            payload = json.loads(Path(path).read_bytes().decode("utf-8-sig"))
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+        except RecursionError:
+            raise ValueError(f"{path}: not a birnn HMM file (JSON nested too deeply)") from None
         if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
             raise ValueError(f'{path}: not a birnn HMM file (expected "format": "{_FORMAT}")')
         missing = [key for key in ("start", "transition", "emission") if key not in payload]

@@ -218,7 +218,7 @@ def save(
         _fsync_directory(version)
     except OSError as exc:  # e.g. ENOSPC: the link still points at the previous version
         shutil.rmtree(version, ignore_errors=True)
-        kept = f"{directory} still holds the previous checkpoint" if exists(directory) else "no checkpoint is kept"
+        kept = f"{directory} still holds the previous one" if exists(directory) else f"no earlier {directory.name}"
         raise OSError(exc.errno, f"{version}: checkpoint not written ({exc.strerror or exc}); {kept}") from exc
     _point(directory, version)
     _collect(directory, version)
