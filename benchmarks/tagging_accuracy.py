@@ -92,18 +92,22 @@ def training_time(out: Path) -> dict[str, float]:
 
 def partial_scores(run: TagRun, out: Path) -> dict[str, Any] | None:
     """A run as it stands; finished when it reached its epochs or its patience ran out."""
-    if not (out / "best").exists() or not (out / "metrics.csv").exists():
+    if not ((out / "best").exists() or (out / "checkpoint").exists()) or not (out / "metrics.csv").exists():
         return None
     with (out / "metrics.csv").open() as lines:
-        dev = [float(row[MONITOR[run.model.scheme is None]]) for row in csv.DictReader(lines)]
+        dev = [float(row.get(MONITOR[run.model.scheme is None]) or "nan") for row in csv.DictReader(lines)]
+    test = score_file(out, run.test_file, run.file_format, run.column)
+    if run.dev_file is None:  # no model selection: the last epoch's weights
+        return {"dev": None, "test": test, "unfinished": len(dev) < run.train.epochs} | training_time(out)
     best_epoch = dev.index(max(dev)) + 1
     patience = run.train.patience
     done = len(dev) >= run.train.epochs or (patience is not None and len(dev) - best_epoch >= patience)
-    test = score_file(out, run.test_file, run.file_format, run.column)
     return {"dev": max(dev), "test": test, "unfinished": not done} | training_time(out)
 
 
-def mean_sd(values: list[float]) -> str:
+def mean_sd(values: list[float | None]) -> str:
+    if any(v is None for v in values):
+        return "—"
     if len(values) == 1:
         return f"{100 * values[0]:.2f}"
     return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
@@ -155,6 +159,8 @@ def main() -> None:
         print("|---|---|---:|---:|---:|" + "---:|" * len(extra) + "---|---:|")
         for row in table_rows(preset, args.seeds, not args.no_ablation, args.root, args.data, not args.no_train):
             print(row)
+    print("\ntrain min: the training loops' time as measured during each run, one torch thread per run;"
+          " runs that shared the machine with other work take longer than on a quiet one")
     finish(args, "tagging_accuracy", recording, peers=("seqeval",))
 
 
