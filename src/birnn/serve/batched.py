@@ -7,13 +7,14 @@ the same over an iterable of any size in bounded memory.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 METHODS = ("predict", "predict_proba", "predict_with_proba", "embed")
 
 
-class SortedBatches:
+class SortedBatches(ABC):
     """Base of ``Predictor`` (torch) and ``OnnxPredictor`` (onnxruntime); an engine implements
     ``_predict_batch(method, sentences) -> one result per sentence`` and ``labels``."""
 
@@ -23,12 +24,13 @@ class SortedBatches:
         self.batch_size = batch_size
 
     @property
+    @abstractmethod
     def labels(self) -> list[str]:
         """The names of the columns of ``predict_proba``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _predict_batch(self, method: str, sentences: list[list[str]]) -> list[Any]:
-        raise NotImplementedError
+        """``method`` over one batch of sentences: one result per sentence."""
 
     def _run(self, method: str, sentences: Sequence[Sequence[str]]) -> list[Any]:
         sentences = list(sentences)
