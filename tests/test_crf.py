@@ -329,3 +329,15 @@ def test_errors_name_the_argument():
         CRF(3, (np.ones(3, bool), np.ones((3, 3), bool), np.zeros(3, bool)))
     with pytest.raises(ValueError, match="num_tags"):
         CRF(0)
+
+
+@pytest.mark.parametrize("call", ["nll", "decode", "marginals", "log_partition", "score"])
+def test_nan_at_a_real_position_is_named(call):
+    """NaN where it would be read is refused with a message naming ``emissions`` and the position."""
+    crf = CRF(3).double()
+    emissions = torch.zeros(2, 4, 3, dtype=torch.float64)
+    emissions[1, 2, 0] = math.nan
+    tags = torch.zeros(2, 4, dtype=torch.int64)
+    args = {"nll": (emissions, tags, [4, 4]), "score": (emissions, tags, [4, 4])}.get(call, (emissions, [4, 4]))
+    with pytest.raises(ValueError, match=r"emissions contains NaN .*batch 1, step 2"):
+        getattr(crf, call)(*args)

@@ -58,6 +58,13 @@ def _check_scores(emissions: torch.Tensor, transitions: torch.Tensor, start: tor
             raise ValueError(f"{name} must have shape {shape} to match emissions (K={k}); got {tuple(value.shape)}")
 
 
+def _check_real_positions(emissions: torch.Tensor, valid: torch.Tensor) -> None:
+    """NaN is refused where it would be read (valid (B, T) positions); padding may hold anything."""
+    if bool(torch.isnan(emissions).any(-1).logical_and(valid).any()):
+        b, t = (int(i) for i in torch.nonzero(torch.isnan(emissions).any(-1) & valid)[0])
+        raise ValueError(f"emissions contains NaN at a real (unpadded) position, e.g. batch {b}, step {t}")
+
+
 def chain_unary(emissions: torch.Tensor, end: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """The unary scores u of the module docstring: end folded into the last valid step, 0 at padding.
 
@@ -67,6 +74,7 @@ def chain_unary(emissions: torch.Tensor, end: torch.Tensor, lengths: torch.Tenso
     steps = emissions.shape[1]
     positions = torch.arange(steps, device=emissions.device)
     valid = (positions[None, :] < lengths[:, None])[..., None]  # (B, T, 1)
+    _check_real_positions(emissions, valid[..., 0])
     last = (positions[None, :] == lengths[:, None] - 1)[..., None]
     unary = torch.where(valid, emissions, torch.zeros_like(emissions))
     return torch.where(last, unary + end, unary)
@@ -123,6 +131,7 @@ def path_score(
     lengths = _lengths(lengths, emissions)
     k = emissions.shape[-1]
     valid = padding_mask(lengths, emissions.shape[1])  # (B, T)
+    _check_real_positions(emissions, valid)
     tags = tags.to(device=emissions.device, dtype=torch.int64).masked_fill(~valid, 0)
     if bool(((tags < 0) | (tags >= k)).any()):
         raise ValueError(
