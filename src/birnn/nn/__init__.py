@@ -3,7 +3,7 @@
 - ``reverse_padded(x, lengths)``: reverse each valid prefix, keep padding in place.
 - ``Recurrent(cell)``: any cell ``(x_t, state) -> state`` as a sequence module with lengths.
 - ``Bidirectional(forward, backward=None, merge="concat")``: two directions, possibly different.
-- ``BiRNN(...)``: a stack with torch's parameter names and automatic fused-kernel choice.
+- ``BiRNN(...)``: a stack with torch's parameter names; its kernel is chosen by measurement (``tuning``).
 - ``CRF(num_tags, allowed)``: a linear-chain CRF on ``birnn.dp`` (NLL, Viterbi, n-best, true marginals).
 - ``CharBiLSTM``, ``CharCNN``: one vector per word from its characters, for all words of a batch at once.
 - ``LSTMState(h, c)``: an LSTM's final state, a pair ``nn.LSTM`` takes as ``hx``.
