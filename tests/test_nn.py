@@ -413,3 +413,49 @@ def test_bad_input_names_the_argument():
         Bidirectional(nn.LSTM(3, 8, batch_first=True), nn.GRU(3, 5, batch_first=True), merge="sum")
     with pytest.raises(ValueError, match="cell must be one of"):
         BiRNN(3, 4, cell="transformer")
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_x_of_another_dtype_than_the_parameters_names_both(kernel):
+    model = BiRNN(3, 4)
+    model.force_kernel = kernel
+    lengths = torch.tensor([5, 3])
+    for dtype in (torch.float64, torch.float16):
+        with pytest.raises(TypeError, match=rf"x must have the dtype of the module's parameters, torch.float32 "
+                                            rf"\(weight_ih_l0\); got x of dtype {dtype}"):
+            model(torch.randn(2, 5, 3).to(dtype), lengths)
+    with pytest.raises(TypeError, match="x must be a float tensor; got dtype torch.int64"):
+        model(torch.ones(2, 5, 3, dtype=torch.int64), lengths)
+    model.double()
+    assert model(torch.randn(2, 5, 3, dtype=torch.float64), lengths).output.dtype == torch.float64
+
+
+def test_bidirectional_and_recurrent_check_the_dtype_of_their_modules():
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    for module, name in ((Bidirectional(nn.GRU(3, 4, batch_first=True)), "forward_layer.weight_ih_l0"),
+                         (Bidirectional(Recurrent(nn.LSTMCell(3, 4))), "forward_layer.cell.weight_ih"),
+                         (Recurrent(nn.RNNCell(3, 4)), "cell.weight_ih")):
+        with pytest.raises(TypeError, match=rf"x must have the dtype .* torch.float32 \({name}\); got x of dtype "
+                                            r"torch.float64"):
+            module(x)
+    mixed = Bidirectional(nn.GRU(3, 4, batch_first=True), nn.GRU(3, 4, batch_first=True).double())
+    with pytest.raises(TypeError, match=r"torch.float32 \(forward_layer.weight_ih_l0\); got x of dtype torch.float64"):
+        mixed(x)
+    with pytest.raises(TypeError, match=r"torch.float64 \(backward_layer.weight_ih_l0\); got x of dtype torch.float32"):
+        mixed(x.float())
+
+
+def test_x_on_another_device_than_the_parameters_and_lengths_without_values_are_named():
+    model = BiRNN(3, 4)
+    with pytest.raises(ValueError, match=r"x must be on the device of the module's parameters, cpu \(weight_ih_l0\); "
+                                         r"got x on meta"):
+        model(torch.zeros(2, 5, 3, device="meta"))
+    with pytest.raises(ValueError, match="lengths must hold values; got a tensor on the meta device"):
+        model(torch.randn(2, 5, 3), torch.tensor([5, 3], device="meta"))
+
+
+def test_autocast_may_feed_another_dtype():
+    model = BiRNN(3, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(2, 5, 3, dtype=torch.bfloat16), torch.tensor([5, 3])).output
+    assert out.shape == (2, 5, 8)

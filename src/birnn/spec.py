@@ -159,7 +159,9 @@ def check_lengths(lengths: Any, batch: int, steps: int, name: str = "lengths") -
 
     lengths: (B,) integers in [1, T] (NumPy, torch or a list) -> (B,) int64.
     """
-    if hasattr(lengths, "detach"):
+    if hasattr(lengths, "detach"):  # a torch tensor on any device; spec imports no framework
+        if getattr(lengths, "is_meta", False):
+            raise ValueError(f"{name} must hold values; got a tensor on the meta device (shape only)")
         lengths = lengths.detach().cpu().numpy()
     arr = np.asarray(lengths)
     if arr.ndim != 1 or arr.shape[0] != batch:

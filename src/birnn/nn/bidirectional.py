@@ -147,7 +147,7 @@ class Bidirectional(nn.Module):
         return size
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, initial: Any = None) -> BiOutput:
-        lengths = check_sequence_input(x, lengths, self.input_size)  # None when all T
+        lengths = check_sequence_input(x, lengths, self.input_size, self)  # None when all T
         initial_fwd, initial_bwd = (None, None) if initial is None else initial
         out_fwd, final_fwd = run_direction(self.forward_layer, x, lengths, initial_fwd)
         reversal = reversal_rows(lengths, x.shape[1])  # one index for both reversals

@@ -200,7 +200,7 @@ class BiRNN(nn.Module):
         return choice, f"forced by force_kernel={self.force_kernel!r}"
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, initial: Any = None) -> BiOutput:
-        lengths = check_sequence_input(x, lengths, self.input_size)  # None when all T
+        lengths = check_sequence_input(x, lengths, self.input_size, self)  # None when all T
         self.kernel, self._reason = self._select(lengths, x)
         output, final = self._run(self.kernel, x, lengths, initial)
         if self.merge != "concat":  # the directions are zero at padding; a callable may write there

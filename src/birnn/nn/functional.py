@@ -167,10 +167,14 @@ def as_lengths(lengths: Any, batch: int, steps: int, device: torch.device) -> to
     return torch.as_tensor(checked, device=device)
 
 
-def check_sequence_input(x: torch.Tensor, lengths: Any, input_size: int | None) -> torch.Tensor | None:
-    """Validate a padded batch; return lengths as int64 on x's device, None if not given or all T.
+def check_sequence_input(
+    x: torch.Tensor, lengths: Any, input_size: int | None, module: torch.nn.Module | None = None
+) -> torch.Tensor | None:
+    """Validate a padded batch; return lengths as int64 on x's device (moved there from any
+    device), None if not given or all T.
 
-    x: (B, T, I) float; lengths: (B,) integers in [1, T].
+    x: (B, T, I) float, of ``module``'s parameters' dtype and on their device when a module is
+    given (outside autocast); lengths: (B,) integers in [1, T].
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor of shape (B, T, I); got {type(x).__name__}")
@@ -178,6 +182,8 @@ def check_sequence_input(x: torch.Tensor, lengths: Any, input_size: int | None) 
         raise ValueError(f"x must have shape (B, T, I) (batch first); got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"x must be a float tensor; got dtype {x.dtype}")
+    if module is not None:
+        _check_like_parameters(x, module)
     batch, steps, features = x.shape
     if batch == 0 or steps == 0:
         raise ValueError(f"x must hold at least one step of one sequence; got shape {tuple(x.shape)}")
@@ -186,6 +192,24 @@ def check_sequence_input(x: torch.Tensor, lengths: Any, input_size: int | None) 
     if lengths is None:
         return None
     return as_lengths(lengths, batch, steps, x.device)
+
+
+def _check_like_parameters(x: torch.Tensor, module: torch.nn.Module) -> None:
+    """x must have the dtype and the device of every parameter of ``module`` (the kernels mix no
+    dtypes or devices); under autocast the kernels cast, so only the device is checked."""
+    kind = x.device.type
+    autocast = torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind)
+    for name, parameter in module.named_parameters():
+        if parameter.device != x.device:
+            raise ValueError(
+                f"x must be on the device of the module's parameters, {parameter.device} ({name}); "
+                f"got x on {x.device} (move x with x.to({str(parameter.device)!r}))"
+            )
+        if parameter.dtype != x.dtype and not autocast:
+            raise TypeError(
+                f"x must have the dtype of the module's parameters, {parameter.dtype} ({name}); got x of dtype "
+                f"{x.dtype} (convert x with x.to({parameter.dtype}) or the module with module.to({x.dtype}))"
+            )
 
 
 def lstm_cell_state(

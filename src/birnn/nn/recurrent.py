@@ -50,7 +50,7 @@ class Recurrent(nn.Module):
     def forward(
         self, x: torch.Tensor, state: Any = None, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, Any]:
-        lengths = check_sequence_input(x, lengths, self.input_size)
+        lengths = check_sequence_input(x, lengths, self.input_size, self)
         batch, steps, _ = x.shape
         valid = None if lengths is None else padding_mask(lengths, steps)
         outputs = []
