@@ -12,7 +12,11 @@ the best epoch's (the model selection metric); test scores are those of the ``be
 Ablations (one seed each, the first): ``no-chars`` (no character encoder), ``no-wdrop`` (no
 singleton word dropout), and ``no-crf`` for the NER preset or ``crf`` for the UPOS preset (which
 has none); for NER also ``train+dev``, trained on both splits for 15 epochs (the median best
-epoch of the preset's seeds on dev), the WNUT-17 shared task's protocol. Training time is the
+epoch of the preset's seeds on dev), the WNUT-17 shared task's protocol. With ``--bilm RUN`` (a
+``birnn train bilm`` run) every seed of the preset is also trained with the biLM's frozen vectors
+(``bilm``), and for NER on train + dev with them (``train+dev+bilm``). ``--variants`` trains only
+the rows named (several processes can share the work, each with ``--no-report``), ``--section``
+names the section of docs/performance.md the table replaces. Training time is the
 training loops' sum (dev evaluation excluded) from metrics.csv; ``epochs`` lists each seed's
 epochs (early stopping ends NER runs before the preset's 40), ``*`` marking a run scored
 unfinished under ``--no-train``.
@@ -113,12 +117,25 @@ def mean_sd(values: list[float | None]) -> str:
     return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
 
 
-def table_rows(preset: str, seeds: int, ablation: bool, root: Path, data: Path, train: bool) -> list[str]:
-    variants = {"preset": {}} | (ABLATIONS[preset] if ablation else {})
+MULTI_SEED = ("preset", "bilm", "train+dev", "train+dev+bilm")  # rows over every seed; ablations: the first
+
+
+def variants_of(preset: str, ablation: bool, bilm: Path | None) -> dict[str, dict[str, Any]]:
+    """The rows of a preset's table: name -> the settings it changes."""
+    variants: dict[str, dict[str, Any]] = {"preset": {}} | (ABLATIONS[preset] if ablation else {})
+    if bilm is not None:
+        variants["bilm"] = {"model.bilm": str(bilm)}
+        if "train+dev" in ABLATIONS[preset]:
+            variants["train+dev+bilm"] = ABLATIONS[preset]["train+dev"] | {"model.bilm": str(bilm)}
+    return variants
+
+
+def table_rows(preset: str, seeds: int, variants: dict[str, dict[str, Any]], root: Path, data: Path,
+               train: bool) -> list[str]:
     main, *extra = SCORES[preset]
     rows = []
     for variant, changes in variants.items():
-        runs = range(seeds) if variant == "preset" else range(1)
+        runs = range(seeds) if variant in MULTI_SEED else range(1)
         found = [finished_run(tag_run(preset, changes, seed, data, root), root / f"{preset}-{variant}-s{seed}", train)
                  for seed in runs]
         scores = [s for s in found if s is not None]
@@ -144,10 +161,17 @@ def main() -> None:
     parser.add_argument("--no-ablation", action="store_true", help="the preset rows only")
     parser.add_argument("--no-train", action="store_true",
                         help="train nothing: score the runs as they stand (unfinished ones marked *)")
+    parser.add_argument("--bilm", type=Path, help="a biLM run: adds the bilm (and train+dev+bilm) rows")
+    parser.add_argument("--variants", nargs="+", metavar="VARIANT",
+                        help="train and print only these rows (e.g. bilm train+dev)")
+    parser.add_argument("--section", default="tagging_accuracy",
+                        help="the section of the report this table replaces [tagging_accuracy]")
     add_option(parser)
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1; got {args.seeds}")
+    if args.bilm is not None and not (args.bilm / "summary.json").exists():
+        parser.error(f"--bilm {args.bilm}: not a finished biLM run (no summary.json)")
     args.root.mkdir(parents=True, exist_ok=True)
     recording = Recording()
     print("# Tagging accuracy: presets over seeds (mean ± sd) and ablations (first seed)\n")
@@ -157,11 +181,17 @@ def main() -> None:
         print(f"| preset | variant | seeds | dev {main_score} | test {main_score} | "
               + " | ".join(f"test {k}" for k in extra) + " | epochs | train min |")
         print("|---|---|---:|---:|---:|" + "---:|" * len(extra) + "---|---:|")
-        for row in table_rows(preset, args.seeds, not args.no_ablation, args.root, args.data, not args.no_train):
+        variants = variants_of(preset, not args.no_ablation, args.bilm)
+        if args.variants:
+            unknown = set(args.variants) - set(variants)
+            if unknown:
+                parser.error(f"--variants: {', '.join(sorted(unknown))} not among {', '.join(variants)}")
+            variants = {name: variants[name] for name in args.variants}
+        for row in table_rows(preset, args.seeds, variants, args.root, args.data, not args.no_train):
             print(row)
     print("\ntrain min: the training loops' time as measured during each run, one torch thread per run;"
           " runs that shared the machine with other work take longer than on a quiet one")
-    finish(args, "tagging_accuracy", recording, peers=("seqeval",))
+    finish(args, args.section, recording, peers=("seqeval",))
 
 
 if __name__ == "__main__":
