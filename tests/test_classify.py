@@ -1,9 +1,11 @@
 """Sentence classification: pooling by value and padding invariance, the classifier learns, readers,
-stratified folds, metrics against scikit-learn, `birnn train classify` with and without --cv."""
+stratified folds, metrics against scikit-learn, `birnn train classify` with and without --cv, and a
+classifier reading a frozen biLM (`--bilm RUN`)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,12 +14,25 @@ import torch
 import birnn
 from birnn.cli import main
 from birnn.data.textclass import decode, read_labelled, tokenize
+from birnn.experiments import classify as classify_experiment
+from birnn.experiments.bilm import load_embedder
 from birnn.experiments.classify import ClassifyRun, stratified_folds, stratified_split
 from birnn.nn import BiRNN
 from birnn.nn.pooling import POOLS, attention_pool, max_pool, mean_pool, summary_pool
-from birnn.tasks import ClassificationTask, ClassifierConfig, from_description
+from birnn.tasks import (
+    BiLMConfig,
+    BiLMTask,
+    ClassificationTask,
+    ClassifierConfig,
+    TaggerConfig,
+    TaggingTask,
+    from_description,
+)
 from birnn.tasks.classifier import confusion_scores
-from birnn.train import TrainConfig, Trainer, evaluate
+from birnn.tasks.exportable import onnx_graph
+from birnn.train import TrainConfig, Trainer, evaluate, load_task
+from birnn.train.checkpoint import exists
+from train_helpers import tagged_sentences
 
 SMALL = {"hidden": 8, "embedding": 8, "dropout": 0.0}
 
@@ -269,3 +284,135 @@ def test_bad_settings_exit_2(tmp_path, capsys):
     assert "nothing.tsv: no such file" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no test file with cv"):
         ClassifyRun.build([tmp_path / "train.tsv"], cv=3, test_file=tmp_path / "x")
+
+
+# ----- a frozen biLM (--bilm RUN) ------------------------------------------------------------------
+def _untrained_embedder(sentences):
+    return BiLMTask.for_text(BiLMConfig(hidden=5, embedding=4), [" ".join(t) for t in sentences]).embedder()
+
+
+@pytest.fixture(scope="module")
+def bilm_run(tmp_path_factory):
+    """A tiny biLM run, trained for one epoch on the text of the generated sentences."""
+    lines = [" ".join(tokens) for tokens, _ in polarity(120, seed=5)]
+    task = BiLMTask.for_text(BiLMConfig(hidden=6, embedding=4), lines)
+    out = tmp_path_factory.mktemp("bilm") / "run"
+    Trainer(task, task.text_examples(lines, 100), None, TrainConfig(epochs=1, batch_size=32), out,
+            progress=False).fit()
+    return out
+
+
+def _bilm_args(train, out, bilm, *more: str) -> list[str]:
+    return ["train", "classify", "--train", str(train), "--bilm", str(bilm), "--hidden", "6", "--embedding", "6",
+            "--lr", "0.01", "--out", str(out), "--quiet", *more]
+
+
+def test_a_classifier_with_a_bilm_trains_from_the_cli_and_runs_without_the_bilm_run(tmp_path, bilm_run, capsys):
+    bilm = tmp_path / "bilm"
+    shutil.copytree(bilm_run, bilm)
+    _write_tsv(tmp_path / "train.tsv", polarity(120))
+    test = polarity(40, seed=1)
+    _write_tsv(tmp_path / "test.tsv", test)
+    run = tmp_path / "run"
+    assert main(_bilm_args(tmp_path / "train.tsv", run, bilm, "--test", str(tmp_path / "test.tsv"),
+                           "--epochs", "1")) == 0
+    printed = capsys.readouterr().out.split("test accuracy ")[1].split(",")[0]
+    frozen = load_embedder(bilm).state_dict()
+    model = birnn.load(run)
+    assert model.task.describe()["config"]["bilm"] == str(bilm) and model.task.network.bilm.dim == 12
+    for name, value in model.task.network.bilm.state_dict().items():
+        assert torch.equal(value, frozen[name]), name  # saved in the classifier's checkpoint, unchanged by training
+    sentences = [tokens for tokens, _ in polarity(30, seed=2)]
+    labels, p = model.predict(sentences), np.stack(model.predict_proba(sentences))
+
+    shutil.rmtree(bilm)  # from here on, only the classifier's run directory
+    again = birnn.load(run)
+    assert again.predict(sentences) == labels
+    np.testing.assert_array_equal(np.stack(again.predict_proba(sentences)), p)
+    assert f"{evaluate(again.task, again.task.encode(test))['accuracy']:.4f}" == printed
+    (tmp_path / "in.txt").write_text("\n".join(" ".join(tokens) for tokens in sentences[:3]) + "\n")
+    assert main(["predict", str(run), str(tmp_path / "in.txt")]) == 0
+    assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == labels[:3]
+    assert main(_bilm_args(tmp_path / "train.tsv", run, bilm, "--epochs", "2", "--resume")) == 0
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 2
+
+    assert main(["export", str(run), "--to", str(tmp_path / "model.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "classifier that reads biLM vectors cannot be exported" in err
+    assert main(_bilm_args(tmp_path / "train.tsv", tmp_path / "other", run)) == 2  # a classifier is no biLM
+    assert "a classify run, not a biLM" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pool", ["summary", "max", "attention"])
+def test_a_classifier_with_a_bilm_scores_a_sentence_the_same_alone_and_in_a_padded_batch(pool):
+    data = polarity(20)
+    task = ClassificationTask.for_data(ClassifierConfig(pool=pool, bilm="untrained", **SMALL), data,
+                                       _untrained_embedder([t for t, _ in data]))
+    task.model.eval()
+    short, middle, long = ["w1", "good", "w2"], ["bad", "w4"] * 3, ["w3"] * 9
+    alone = task.probabilities(task.collate([task.encode_input(short)]))[0]
+    batch = task.collate([task.encode_input(long), task.encode_input(short), task.encode_input(middle)])
+    assert batch.context.shape == (3, 9, 10)
+    torch.testing.assert_close(task.probabilities(batch)[1], alone, atol=1e-6, rtol=1e-5)
+    encoded = task.encode([(long, "neg"), (short, "pos"), (middle, "neg")])
+    assert [e[3].shape for e in encoded] == [(9, 10), (3, 10), (6, 10)]  # computed once, at encode
+    carried = task.collate(encoded)
+    torch.testing.assert_close(carried.context, batch.context, atol=1e-6, rtol=0)
+    zeroed = task.model(batch.inputs, batch.lengths, context=torch.zeros_like(batch.context))
+    assert not torch.allclose(torch.softmax(zeroed, -1), task.probabilities(batch))  # the vectors are read
+
+
+def test_a_bilm_stays_frozen_and_every_other_parameter_learns():
+    data = polarity(20)
+    with pytest.raises(ValueError, match="bilm"):
+        ClassificationTask.for_data(ClassifierConfig(bilm="somewhere", **SMALL), data)
+    task = ClassificationTask.for_data(ClassifierConfig(pool="attention", bilm="untrained", **SMALL), data,
+                                       _untrained_embedder([t for t, _ in data]))
+    with pytest.raises(ValueError, match=r"examples\[0\]: biLM vectors must be \(2, 10\)"):
+        task.encode([(["w1", "good"], "pos", torch.zeros(3, 10))])
+    task.model.train()
+    assert not task.network.bilm.training
+    task.loss(task.collate(task.encode(polarity(8, seed=1)))).backward()
+    named = dict(task.model.named_parameters())
+    assert all(named[n].grad is None for n in named if n.startswith("bilm."))
+    missing = [n for n, p in named.items() if not n.startswith("bilm.") and (p.grad is None or not p.grad.abs().sum())]
+    assert not missing, missing
+
+
+def test_cross_validation_loads_the_bilm_once_and_resumed_folds_need_none(tmp_path, bilm_run, monkeypatch):
+    loads, embedded = [], []
+
+    def load_counted(path):
+        embedder = load_embedder(path)
+        vectors_of = embedder.vectors_of
+        embedder.vectors_of = lambda sentences, *more: embedded.extend(sentences) or vectors_of(sentences, *more)
+        loads.append(path)
+        return embedder
+
+    monkeypatch.setattr(classify_experiment, "load_embedder", load_counted)
+    _write_tsv(tmp_path / "train.tsv", polarity(60))
+    out = tmp_path / "cv"
+    args = _bilm_args(tmp_path / "train.tsv", out, bilm_run, "--cv", "3", "--epochs", "1")
+    assert main(args) == 0 and loads == [str(bilm_run)]
+    assert len(embedded) == 60  # every sentence through the biLM once, for all three folds
+    assert load_task(out / "fold-02").describe()["bilm"]["kind"] == "bilm"
+    (out / "fold-03" / "result.json").unlink()
+    assert main([*args, "--resume"]) == 0 and len(loads) == 1  # fold 3 continues its checkpoint, biLM inside
+
+
+@pytest.mark.parametrize("cv", [[], ["--cv", "2"]])
+def test_a_bad_bilm_path_is_one_line_and_exit_2_before_training(tmp_path, capsys, cv):
+    _write_tsv(tmp_path / "train.tsv", polarity(20))
+    out = tmp_path / "run"
+    assert main(_bilm_args(tmp_path / "train.tsv", out, tmp_path / "nowhere", "--epochs", "1", *cv)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nowhere" in err
+    assert not exists(out / "checkpoint") and not list(out.glob("fold-*"))
+
+
+def test_a_tagger_with_a_bilm_is_refused_by_export_as_a_classifier_is():
+    sentences = tagged_sentences(10)
+    task = TaggingTask.for_data(TaggerConfig(hidden=4, embedding=4, bilm="untrained"), sentences,
+                                _untrained_embedder([t for t, _ in sentences]))
+    with pytest.raises(ValueError, match="a tagger that reads biLM vectors cannot be exported"):
+        onnx_graph(task)

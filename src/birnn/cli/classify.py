@@ -51,6 +51,7 @@ def _p(path: str, *declarations: str, **settings):
 @_p("model.lowercase", is_flag=True, help="Look words up lower-cased.")
 @_p("model.dropout", type=_UNIT, help="On token vectors, between layers and on the sequence vector.")
 @_p("model.word_dropout", type=_UNIT, help="P(a training singleton is read as <unk>).")
+@_p("model.bilm", type=click.Path(file_okay=False), help="biLM run: frozen token vectors join the input.")
 @_p("train.epochs", type=POSITIVE)
 @_p("train.batch_size", type=POSITIVE)
 @_p("train.optimizer", type=click.Choice(["adam", "sgd"]))

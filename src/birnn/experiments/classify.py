@@ -5,6 +5,10 @@ Model selection uses dev data only: in cross-validation every fold's dev share i
 training folds, and the held-out fold is scored once, with the best dev weights. Each fold is a
 run directory of its own (``<out>/fold-01`` …) with a ``result.json`` once it is finished, so a
 resumed cross-validation skips the finished folds and continues the interrupted one.
+
+With ``model.bilm`` the biLM run is loaded once, before any training, and shared by every fold, and
+every sentence's vectors are computed once for all folds; each classifier's checkpoint holds the
+biLM's weights, so a resumed fold does not need the run.
 """
 
 from __future__ import annotations
@@ -15,19 +19,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from birnn.data.batching import batch_indices
 from birnn.data.textclass import Labelled, read_labelled
-from birnn.tasks import ClassificationTask, ClassifierConfig
+from birnn.experiments.bilm import load_embedder
+from birnn.tasks import BiLMEmbedder, ClassificationTask, ClassifierConfig
 from birnn.train import RunExists, TrainConfig, Trainer, load_task, with_overrides
 from birnn.train.checkpoint import exists, write_atomic
 from birnn.train.trainer import batcher
 
-Pair = tuple[list[str], str]
+Pair = tuple[list[str], str] | tuple[list[str], str, torch.Tensor]  # tokens, label (and their biLM vectors)
+P = TypeVar("P", bound=Pair)
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,7 @@ def stratified_split(labels: Sequence[str], fraction: float, seed: int) -> tuple
     return np.setdiff1d(np.arange(len(labels)), held_out), held_out
 
 
-def _take(examples: Sequence[Pair], index: np.ndarray) -> list[Pair]:
+def _take(examples: Sequence[P], index: np.ndarray) -> list[P]:
     return [examples[i] for i in index]
 
 
@@ -168,14 +174,26 @@ def epoch_line(epoch: int, row: dict[str, float]) -> str:
             f", dev macro-F1 {row.get('dev_macro_f1', math.nan):.4f}, {row['seconds']:.0f} s")
 
 
-def train_once(run: ClassifyRun, train: list[Pair], dev: list[Pair], test: list[Pair] | None, out: Path,
-               resume: bool = False, progress: bool = True, log: Callable[[str], Any] = print) -> dict[str, Any]:
-    """Train on ``train``, select on ``dev``, score the best weights on ``test`` (confusion.png in ``out``).
+def _continues(out: Path, resume: bool) -> bool:
+    """Whether a training in ``out`` continues its checkpoint rather than building a new task."""
+    return resume and exists(out / "checkpoint")
+
+
+def _embedder(run: ClassifyRun, needed: bool) -> BiLMEmbedder | None:
+    """The frozen biLM of ``run.model.bilm`` when a new task will need it (a bad path fails here)."""
+    return load_embedder(run.model.bilm) if run.model.bilm and needed else None
+
+
+def train_once(run: ClassifyRun, train: Sequence[Pair], dev: Sequence[Pair], test: Sequence[Pair] | None, out: Path,
+               resume: bool = False, progress: bool = True, log: Callable[[str], Any] = print,
+               bilm: BiLMEmbedder | None = None) -> dict[str, Any]:
+    """Train on ``train``, select on ``dev``, score the best weights on ``test`` (confusion.png in ``out``);
+    ``bilm``: the embedder of ``run.model.bilm`` (``load_embedder``), unless the run continues a checkpoint.
     -> {"best_dev", "dev": metrics, "test": metrics or None, "confusion": (K, K) list, "labels", "seconds",
     "cpu_seconds"} (wall-clock and this process's CPU time)."""
     started, cpu = time.perf_counter(), time.process_time()
-    held = resume and exists(out / "checkpoint")
-    task = load_task(out, "checkpoint") if held else ClassificationTask.for_data(run.model, train)
+    held = _continues(out, resume)
+    task = load_task(out, "checkpoint") if held else ClassificationTask.for_data(run.model, train, bilm)
     task.model.train()
     examples = {name: task.encode(part, name) for name, part in (("train", train), ("dev", dev), ("test", test))
                 if part is not None}
@@ -208,12 +226,13 @@ def run_classifier(run: ClassifyRun, out: str | Path, resume: bool = False, prog
     else:
         kept, held = stratified_split([label for _, label in data.examples], run.dev_fraction, run.split_seed)
         train, dev = _take(data.examples, kept), _take(data.examples, held)
-    result = train_once(run, train, dev, test, out, resume, progress, log)
+    bilm = _embedder(run, not _continues(out, resume))
+    result = train_once(run, train, dev, test, out, resume, progress, log, bilm)
     log(confusion_text(np.asarray(result["confusion"]), result["labels"]))
     return result
 
 
-def cross_validate(run: ClassifyRun, examples: list[Pair], out: Path, resume: bool = False, progress: bool = True,
+def cross_validate(run: ClassifyRun, examples: Sequence[Pair], out: Path, resume: bool = False, progress: bool = True,
                    log: Callable[[str], Any] = print) -> dict[str, Any]:
     """Stratified ``run.cv``-fold cross-validation; writes ``<out>/cv.json`` and ``confusion.png`` (summed over
     folds). -> {"folds": per-fold results, "accuracy_mean", "accuracy_sd", "macro_f1_mean", "macro_f1_sd", …};
@@ -222,11 +241,15 @@ def cross_validate(run: ClassifyRun, examples: list[Pair], out: Path, resume: bo
     started = [p for p in out.glob("fold-*") if (p / "result.json").is_file() or exists(p / "checkpoint")]
     if started and not resume:
         raise RunExists(f"{out} already holds cross-validation folds; resume it or choose another directory")
-    labels = [label for _, label in examples]
+    labels = [e[1] for e in examples]
     folds = stratified_folds(labels, run.cv, run.split_seed)[: run.max_folds]
+    directories = [out / f"fold-{number:02d}" for number in range(1, len(folds) + 1)]
+    bilm = _embedder(run, any(not (d / "result.json").is_file() and not _continues(d, resume) for d in directories))
+    if bilm is not None:  # every sentence through the biLM once, not once per fold
+        vectors = bilm.vectors_of([e[0] for e in examples])
+        examples = [(e[0], e[1], v) for e, v in zip(examples, vectors, strict=True)]
     results = []
-    for number, held_out in enumerate(folds, start=1):
-        directory = out / f"fold-{number:02d}"
+    for number, (held_out, directory) in enumerate(zip(folds, directories, strict=True), start=1):
         done = directory / "result.json"
         if done.is_file():
             results.append(json.loads(done.read_text()))
@@ -236,7 +259,7 @@ def cross_validate(run: ClassifyRun, examples: list[Pair], out: Path, resume: bo
         kept, dev = stratified_split([labels[i] for i in rest], run.dev_fraction, run.split_seed + number)
         log(f"fold {number}/{run.cv}: {len(kept)} train, {len(dev)} dev, {len(held_out)} test")
         result = train_once(run, _take(examples, rest[kept]), _take(examples, rest[dev]), _take(examples, held_out),
-                            directory, resume, progress, log)
+                            directory, resume, progress, log, bilm)
         write_atomic(done, json.dumps(result, indent=1).encode())
         log(f"fold {number}/{run.cv}: test accuracy {result['test']['accuracy']:.4f}, "
             f"macro-F1 {result['test']['macro_f1']:.4f} ({result['seconds']:.0f} s)")

@@ -287,14 +287,49 @@ class BiLMEmbedder(nn.Module):
     @torch.no_grad()
     def forward(self, sentences: Sequence[Sequence[str]]) -> tuple[torch.Tensor, torch.Tensor]:
         batch = collate([sentence_example(self._task.vocab, tokens) for tokens in sentences])
-        return self._task.vectors(batch), batch.token_lengths
+        device = next(self.lm.parameters()).device
+        vectors = self._task.vectors(BiLMBatch(*(t.to(device) for t in batch)))
+        return vectors, batch.token_lengths
 
     def vectors_of(self, sentences: Sequence[Sequence[str]], batch_size: int = 64) -> list[torch.Tensor]:
+        """On the CPU, wherever the LMs run: task examples carry them until the trainer moves a batch."""
         order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
         out: list[torch.Tensor] = [torch.empty(0)] * len(sentences)
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             vectors, lengths = self([sentences[i] for i in chunk])
             for i, row, n in zip(chunk, vectors, lengths.tolist(), strict=True):
-                out[i] = row[:n].clone()
+                out[i] = row[:n].to("cpu", copy=True)
         return out
+
+
+# ----- what a task that reads biLM vectors shares (taggers, classifiers) ------------------------------
+# A task example is a tuple whose third item is its tokens; with a biLM a fourth item holds their vectors.
+
+
+def _vectors(embedder: BiLMEmbedder, examples: Sequence[tuple[Any, ...]]) -> list[torch.Tensor]:
+    """Each example's (n, D) vectors: the ones it brings, computed in one length-sorted pass for the rest."""
+    given = [e[3] if len(e) > 3 else None for e in examples]
+    for number, (e, v) in enumerate(zip(examples, given, strict=True)):
+        if v is not None and tuple(v.shape) != (len(e[2]), embedder.dim):
+            raise ValueError(f"examples[{number}]: biLM vectors must be ({len(e[2])}, {embedder.dim}) for its "
+                             f"{len(e[2])} tokens; got {tuple(v.shape)}")
+    computed = iter(embedder.vectors_of([e[2] for e, v in zip(examples, given, strict=True) if v is None]))
+    return [v if v is not None else next(computed) for v in given]
+
+
+def with_vectors(embedder: BiLMEmbedder | None, examples: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The examples, each with its tokens' frozen biLM vectors (n, D) as a fourth item, computed here once
+    (no autograd) so that no epoch runs the biLM again; examples that bring theirs keep them. Unchanged
+    without a biLM."""
+    if embedder is None:
+        return list(examples)
+    return [(*e[:3], v) for e, v in zip(examples, _vectors(embedder, examples), strict=True)]
+
+
+def batch_context(embedder: BiLMEmbedder | None, examples: Sequence[tuple[Any, ...]]) -> torch.Tensor | None:
+    """The biLM vectors of a batch of examples -> (B, T, D), zero at padding (None without a biLM): the
+    vectors ``with_vectors`` attached, computed now for examples that bring none (those to predict)."""
+    if embedder is None:
+        return None
+    return nn.utils.rnn.pad_sequence(_vectors(embedder, examples), batch_first=True)

@@ -1,6 +1,6 @@
 """Sentence classification: one label per sequence from a pooled (Bi)RNN encoding.
 
-    r_t = [ e(w_t) ; c(chars of w_t) ]                  word ⊕ optional character features (as the tagger)
+    r_t = [ e(w_t) ; c(chars of w_t) ; b_t ]            word ⊕ optional character and biLM features (as the tagger)
     h   = Encoder(dropout(r))                           (B, T, 2H)
     v   = pool(h, lengths)                              (B, 2H)  summary | mean | max | attention | last
     p(y | x) = softmax(W dropout(v) + b),   loss = mean_b -log p(y_b | x_b)
@@ -8,6 +8,8 @@
 ``pool`` is one of ``birnn.nn.pooling.POOLS``: ``summary`` = [→h after the last token ; ←h after
 the first], the two final states; ``last`` = h at the batch's last column, which on a padded
 batch reads padding and whose backward half has seen one token (kept to show the mistake).
+With a biLM, b_t is its frozen contextual vector of the token (``tasks.bilm``), computed by the
+task as for the tagger and handed to the network as ``context``.
 Label strings live here and in the data layer only.
 """
 
@@ -26,10 +28,14 @@ from birnn.data.characters import CharBatcher, char_vocab, singleton_word_dropou
 from birnn.data.textclass import TOKENIZERS, tokenize
 from birnn.nn.chars import CharBiLSTM, CharCNN
 from birnn.nn.pooling import POOLS, Pool
+from birnn.tasks.bilm import BiLMEmbedder, batch_context, with_vectors
 from birnn.tasks.encoders import Encoder, check_model, is_bidirectional, seeded
 
 CHAR_ENCODERS = ("lstm", "cnn", "none")
-Example = tuple[list[int], int, list[str]]  # word ids, label id, tokens as written
+# word ids, label id, tokens as written (and, with a biLM, their vectors (n, D))
+Example = tuple[list[int], int, list[str]] | tuple[list[int], int, list[str], torch.Tensor]
+# tokens, label (and, optionally, their biLM vectors (n, D), computed once for several tasks)
+LabelledTokens = tuple[Sequence[str], str] | tuple[Sequence[str], str, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,8 @@ class ClassifierConfig:
     chars: "lstm" | "cnn" | "none", ``char_hidden`` units per direction (the CNN gets 2·char_hidden
     filters); dropout: on the token vectors, between layers and on the pooled vector; word_dropout:
     probability that a training singleton is read as <unk>; lowercase: words looked up lower-cased;
-    tokenizer: how raw text is split at prediction time ("whitespace" | "regex", as in training)."""
+    tokenizer: how raw text is split at prediction time ("whitespace" | "regex", as in training);
+    bilm: the run directory of a biLM whose frozen token vectors join the representation."""
 
     model: str = "bilstm"
     pool: str = "max"
@@ -56,6 +63,7 @@ class ClassifierConfig:
     word_dropout: float = 0.0
     lowercase: bool = False
     tokenizer: str = "whitespace"
+    bilm: str | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -77,10 +85,14 @@ class ClassifierConfig:
 
 
 class Classifier(nn.Module):
-    """``classifier(words (B, T), lengths (B,), chars (B, T, C) = None, char_lengths (B, T) = None)
-    -> logits (B, K)``."""
+    """``classifier(words (B, T), lengths (B,), chars (B, T, C) = None, char_lengths (B, T) = None,
+    context (B, T, D) = None) -> logits (B, K)``.
 
-    def __init__(self, config: ClassifierConfig, n_words: int, n_chars: int, n_labels: int) -> None:
+    ``bilm``: the frozen embedder whose vectors ``context`` holds; kept here so that its weights
+    are saved with the classifier's."""
+
+    def __init__(self, config: ClassifierConfig, n_words: int, n_chars: int, n_labels: int,
+                 bilm: BiLMEmbedder | None = None) -> None:
         super().__init__()
         self.embedding = nn.Embedding(n_words, config.embedding, padding_idx=0)
         with torch.no_grad():
@@ -93,6 +105,8 @@ class Classifier(nn.Module):
         elif config.chars == "cnn":
             self.chars = CharCNN(n_chars, config.char_embedding, 2 * config.char_hidden)
         width += 2 * config.char_hidden if self.chars is not None else 0
+        self.bilm = bilm
+        width += bilm.dim if bilm is not None else 0
         self.input_dropout, self.output_dropout = nn.Dropout(config.dropout), nn.Dropout(config.dropout)
         between = config.dropout if config.layers > 1 else 0.0  # torch warns about dropout after a last layer
         self.encoder = Encoder(config.model, width, config.hidden, config.layers, between)
@@ -100,27 +114,33 @@ class Classifier(nn.Module):
         self.pool = Pool(config.pool, size, config.hidden if is_bidirectional(config.model) else size)
         self.output = nn.Linear(size, n_labels)
 
-    def forward(self, words, lengths, chars=None, char_lengths=None) -> torch.Tensor:
-        return self.output(self.output_dropout(self.encode(words, lengths, chars, char_lengths)))
+    def forward(self, words, lengths, chars=None, char_lengths=None, context=None) -> torch.Tensor:
+        return self.output(self.output_dropout(self.encode(words, lengths, chars, char_lengths, context)))
 
-    def encode(self, words, lengths, chars=None, char_lengths=None) -> torch.Tensor:
+    def encode(self, words, lengths, chars=None, char_lengths=None, context=None) -> torch.Tensor:
         """The pooled sequence vector v: (B, 2H)."""
         parts = [self.embedding(words)]  # (B, T, E)
         if self.chars is not None:
             parts.append(self.chars(chars, char_lengths))  # (B, T, 2·Hc)
+        if self.bilm is not None:
+            if context is None:
+                raise ValueError("this classifier reads biLM vectors: pass context (B, T, D)")
+            parts.append(context)  # (B, T, D)
         h, _ = self.encoder(self.input_dropout(torch.cat(parts, dim=-1)), lengths)  # (B, T, 2H)
         return self.pool(h, lengths)
 
 
 class ClassificationBatch(NamedTuple):
     """inputs: (B, T) int64 (0 at padding); targets: (B,) label ids; lengths: (B,);
-    chars (B, T, C), char_lengths (B, T): the characters of the same tokens."""
+    chars (B, T, C), char_lengths (B, T): the characters of the same tokens; context (B, T, D):
+    their biLM vectors (None without a biLM)."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
     lengths: torch.Tensor
     chars: torch.Tensor
     char_lengths: torch.Tensor
+    context: torch.Tensor | None = None
 
     @property
     def tokens(self) -> int:
@@ -128,20 +148,26 @@ class ClassificationBatch(NamedTuple):
 
 
 class ClassificationTask:
-    """``ClassificationTask.for_data(config, examples)`` with (tokens, label) pairs;
-    ``encode(examples)`` -> what the trainer batches."""
+    """``ClassificationTask.for_data(config, examples, bilm=None)`` with (tokens, label) pairs;
+    ``encode(examples)`` -> what the trainer batches.
+
+    With a biLM (``config.bilm`` names its run; ``bilm`` is its embedder, loaded by the caller) every
+    example carries its tokens' biLM vectors, computed once when it is encoded (``bilm.with_vectors``).
+    """
 
     kind = "classify"
     monitor = "accuracy"
 
     def __init__(self, config: ClassifierConfig, words: Vocab, chars: Vocab, labels: Vocab,
-                 singletons: list[int]) -> None:
+                 singletons: list[int], bilm: BiLMEmbedder | None = None) -> None:
+        if (config.bilm is None) != (bilm is None):
+            raise ValueError(f"config.bilm={config.bilm!r} needs the biLM's embedder, and only then one")
         self.config, self.words, self.chars, self.classes = config, words, chars, labels
         self.singletons = singletons
         self._singleton_mask = torch.zeros(len(words), dtype=torch.bool)
         self._singleton_mask[torch.tensor(singletons, dtype=torch.int64)] = True
         self._char_batcher = CharBatcher(chars)
-        self.model = seeded(config.seed, lambda: Classifier(config, len(words), len(chars), len(labels)))
+        self.model = seeded(config.seed, lambda: Classifier(config, len(words), len(chars), len(labels), bilm))
 
     @property
     def labels(self) -> list[str]:
@@ -154,28 +180,33 @@ class ClassificationTask:
         return getattr(self.model, "module", self.model)
 
     @classmethod
-    def for_data(cls, config: ClassifierConfig, examples: Sequence[tuple[Sequence[str], str]]) -> ClassificationTask:
+    def for_data(cls, config: ClassifierConfig, examples: Sequence[LabelledTokens],
+                 bilm: BiLMEmbedder | None = None) -> ClassificationTask:
         """Vocabularies of the training examples; labels sorted, so their ids do not depend on file order."""
-        lookup = [cls._lookup_form(config, tokens) for tokens, _ in examples]
+        lookup = [cls._lookup_form(config, e[0]) for e in examples]
         words = Vocab.build(lookup, min_freq=config.min_count)
         counts: dict[str, int] = {}
         for tokens in lookup:
             for token in tokens:
                 counts[token] = counts.get(token, 0) + 1
         singletons = sorted(words.stoi[w] for w, n in counts.items() if n == 1 and w in words)
-        labels = Vocab(sorted({label for _, label in examples}), specials=False)
+        labels = Vocab(sorted({e[1] for e in examples}), specials=False)
         if len(labels) < 2:
             raise ValueError(f"classification needs at least two labels; got {labels.itos}")
-        return cls(config, words, char_vocab(tokens for tokens, _ in examples), labels, singletons)
+        return cls(config, words, char_vocab(e[0] for e in examples), labels, singletons, bilm)
 
     def describe(self) -> dict[str, Any]:
+        bilm = self.network.bilm
         return {"kind": self.kind, "config": asdict(self.config), "words": self.words.to_dict(),
-                "chars": self.chars.to_dict(), "labels": self.classes.to_dict(), "singletons": self.singletons}
+                "chars": self.chars.to_dict(), "labels": self.classes.to_dict(),
+                "singletons": self.singletons} | ({"bilm": bilm.describe()} if bilm is not None else {})
 
     @classmethod
     def from_description(cls, d: dict[str, Any]) -> ClassificationTask:
+        """The biLM is rebuilt from its description; its weights are in the classifier's checkpoint."""
+        bilm = BiLMEmbedder.from_description(d["bilm"]) if "bilm" in d else None
         return cls(ClassifierConfig(**d["config"]), Vocab.from_dict(d["words"]), Vocab.from_dict(d["chars"]),
-                   Vocab.from_dict(d["labels"]), list(d["singletons"]))
+                   Vocab.from_dict(d["labels"]), list(d["singletons"]), bilm)
 
     # ----- data ----------------------------------------------------------------------------------
     @staticmethod
@@ -186,28 +217,34 @@ class ClassificationTask:
         """Raw text -> tokens, split as the training files were."""
         return tokenize(text, self.config.tokenizer)
 
-    def encode(self, examples: Sequence[tuple[Sequence[str], str]], source: str = "data") -> list[Example]:
-        """(tokens, label) pairs -> examples; a label unseen in training is an error naming ``source``."""
-        unknown = sorted({label for _, label in examples if label not in self.classes})
+    def encode(self, examples: Sequence[LabelledTokens], source: str = "data") -> list[Example]:
+        """(tokens, label) pairs -> examples; a label unseen in training is an error naming ``source``.
+        With a biLM, a pair may bring its tokens' vectors (n, D) as a third item (computed once for
+        every fold of a cross-validation); the others' are computed here."""
+        unknown = sorted({e[1] for e in examples if e[1] not in self.classes})
         if unknown:
             raise ValueError(f"{source}: labels not seen in training: {', '.join(unknown[:10])} "
                              f"(known: {', '.join(self.classes.itos)})")
-        return [(self.encode_input(tokens)[0], self.classes.stoi[label], list(tokens)) for tokens, label in examples]
+        if self.network.bilm is None:
+            return [(self.encode_input(e[0])[0], self.classes.stoi[e[1]], list(e[0])) for e in examples]
+        encoded = [(self.encode_input(e[0])[0], self.classes.stoi[e[1]], list(e[0]), *e[2:]) for e in examples]
+        return with_vectors(self.network.bilm, encoded)
 
     def encode_input(self, tokens: Sequence[str]) -> Example:
         """An example to predict: word ids, a placeholder label, the tokens."""
         return self.words.encode(self._lookup_form(self.config, tokens)), 0, list(tokens)
 
     def collate(self, examples: Sequence[Example]) -> ClassificationBatch:
-        inputs, lengths = pad([ids for ids, _, _ in examples])
-        targets = torch.tensor([label for _, label, _ in examples], dtype=torch.int64)
-        chars = self._char_batcher([tokens for _, _, tokens in examples])
-        return ClassificationBatch(inputs, targets, lengths, chars.chars, chars.char_lengths)
+        inputs, lengths = pad([e[0] for e in examples])
+        targets = torch.tensor([e[1] for e in examples], dtype=torch.int64)
+        chars = self._char_batcher([e[2] for e in examples])
+        context = batch_context(self.network.bilm, examples)
+        return ClassificationBatch(inputs, targets, lengths, chars.chars, chars.char_lengths, context)
 
     # ----- training and evaluation ---------------------------------------------------------------
     def _logits(self, batch: ClassificationBatch, words: torch.Tensor | None = None) -> torch.Tensor:
         words = batch.inputs if words is None else words
-        return self.model(words, batch.lengths, batch.chars, batch.char_lengths)  # (B, K)
+        return self.model(words, batch.lengths, batch.chars, batch.char_lengths, batch.context)  # (B, K)
 
     def loss(self, batch: ClassificationBatch) -> torch.Tensor:
         words = batch.inputs
@@ -252,7 +289,7 @@ class ClassificationTask:
 
     def embed(self, batch: ClassificationBatch) -> list[np.ndarray]:
         """Per sentence its pooled (2H,) vector."""
-        v = self.network.encode(batch.inputs, batch.lengths, batch.chars, batch.char_lengths)
+        v = self.network.encode(batch.inputs, batch.lengths, batch.chars, batch.char_lengths, batch.context)
         return list(v.cpu().numpy())
 
 

@@ -18,6 +18,9 @@ output, optional CRF) rebuilt from ``birnn.nn.exportable`` pieces with the same 
 output); its outputs have the same names, one row per sentence (``"level": "sentence"`` in the
 JSON): scores (B, K), tags (B,) the argmax, probabilities (B, K) the softmax, features (B, 2H)
 the pooled vector.
+
+A tagger or classifier that reads biLM vectors is refused (ValueError): its biLM runs outside the
+network.
 """
 
 from __future__ import annotations
@@ -107,11 +110,17 @@ def tagger_graph(network: Tagger, batch: Any, inputs: Sequence[str], config: dic
                      {"format": FORMAT, "version": FORMAT_VERSION, **names, **config})
 
 
+def _refuse_bilm(network: nn.Module, what: str) -> None:
+    """A network that reads biLM vectors has no graph: the biLM's character strings and token
+    boundaries are computed by the task, outside the network (``tasks.bilm.batch_context``)."""
+    if getattr(network, "bilm", None) is not None:
+        raise ValueError(f"a {what} that reads biLM vectors cannot be exported: its biLM runs outside the network")
+
+
 def tagging_graph(task: Any) -> OnnxGraph:
     """A ``TaggingTask``'s graph; its JSON holds what featurises a sentence and names the tags."""
     network = task.network
-    if getattr(network, "bilm", None) is not None:
-        raise ValueError("a tagger that reads biLM vectors cannot be exported: its biLM runs outside the network")
+    _refuse_bilm(network, "tagger")
     inputs = ["inputs", "lengths"]
     inputs += ["chars", "char_lengths"] if network.chars is not None else []
     inputs += ["shapes"] if network.shapes is not None else []
@@ -166,6 +175,7 @@ class ClassifierGraph(nn.Module):
 def classifier_graph(task: Any) -> OnnxGraph:
     """A ``ClassificationTask``'s graph; raw text is cut by ``tokenizer`` before the lookup."""
     network = task.network
+    _refuse_bilm(network, "classifier")
     inputs = ["inputs", "lengths"] + (["chars", "char_lengths"] if network.chars is not None else [])
     config = {"kind": task.kind, "level": "sentence", "words": task.words.itos, "lowercase": task.config.lowercase,
               "chars": task.chars.itos, "max_word_length": task._char_batcher.max_word_length,

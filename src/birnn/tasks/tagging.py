@@ -19,7 +19,7 @@ from birnn.data import Vocab, pad
 from birnn.data.characters import CharBatcher, char_vocab, singleton_word_dropout, word_shape_ids
 from birnn.data.tagschemes import allowed_transitions, bio_to_bioes, bioes_to_bio, detect_scheme
 from birnn.spec import padding_mask
-from birnn.tasks.bilm import BiLMEmbedder
+from birnn.tasks.bilm import BiLMEmbedder, batch_context, with_vectors
 from birnn.tasks.encoders import seeded
 from birnn.tasks.tagger import Tagger, TaggerConfig
 
@@ -50,7 +50,7 @@ class TaggingTask:
     """``TaggingTask.for_data(config, sentences, bilm=None)``; ``encode(sentences)`` -> examples for the trainer.
 
     With a biLM (``config.bilm`` names its run; ``bilm`` is its embedder, loaded by the caller) every
-    example carries its tokens' biLM vectors, computed once when it is encoded.
+    example carries its tokens' biLM vectors, computed once when it is encoded (``bilm.with_vectors``).
     """
 
     kind = "tagging"
@@ -126,12 +126,9 @@ class TaggingTask:
         unknown = sorted({tag for tags in internal for tag in tags if tag not in self.tags})
         if unknown:
             raise ValueError(f"{source}: tags not seen in training: {', '.join(unknown[:10])}")
-        examples: list[Example] = [(self.encode_input(tokens)[0], self.tags.encode(tags), list(tokens))
-                                   for (tokens, _), tags in zip(sentences, internal, strict=True)]
-        if self.network.bilm is None:
-            return examples
-        vectors = self.network.bilm.vectors_of([e[2] for e in examples])
-        return [(e[0], e[1], e[2], v) for e, v in zip(examples, vectors, strict=True)]
+        examples = [(self.encode_input(tokens)[0], self.tags.encode(tags), list(tokens))
+                    for (tokens, _), tags in zip(sentences, internal, strict=True)]
+        return with_vectors(self.network.bilm, examples)
 
     def encode_input(self, tokens: Sequence[str]) -> Example:
         """An example to predict: word ids, placeholder tags, the tokens."""
@@ -143,13 +140,7 @@ class TaggingTask:
         tokens = [e[2] for e in examples]
         chars = self._char_batcher(tokens)
         shapes, _ = pad([word_shape_ids(t) for t in tokens])
-        context = None
-        if self.network.bilm is not None:  # examples to predict (encode_input) bring no vectors
-            given = [e[3] if len(e) > 3 else None for e in examples]
-            missing = [t for t, v in zip(tokens, given, strict=True) if v is None]
-            computed = iter(self.network.bilm.vectors_of(missing))
-            context = nn.utils.rnn.pad_sequence([v if v is not None else next(computed) for v in given],
-                                                batch_first=True)
+        context = batch_context(self.network.bilm, examples)
         return TaggingBatch(inputs, targets, lengths, chars.chars, chars.char_lengths, shapes, context)
 
     # ----- training and evaluation ---------------------------------------------------------------
