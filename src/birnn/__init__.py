@@ -18,7 +18,9 @@ Sub-packages, each importing only from those below it:
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `import birnn` loads no module: the command line reaches its Ctrl-C handler at once
+    from typing import Any
 
 __version__ = "0.1.0"
 

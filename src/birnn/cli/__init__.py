@@ -1,131 +1,74 @@
-"""The ``birnn`` command line: thin shells over the library (click).
+"""The ``birnn`` command line: thin shells over the library (click), run by ``main``.
 
-Every sub-command lives in its own module, imported when the command is used (``_COMMANDS``).
-A usage error (bad option, bad value, unreadable file, invalid data) prints
-one line and exits with code 2; nothing here holds logic a Python user could
-not reach.
+This module imports only the standard library, and only inside ``main``, so that the
+interpreter reaches ``main``'s KeyboardInterrupt handler before anything slow: a Ctrl-C at
+any moment from then on is one line and exit code 130, a SIGTERM exit code 143. While click,
+torch and the command's modules are imported (``birnn.cli.commands``) both signals are held
+and acted on once the imports are done, since an exception raised inside torch's C++
+start-up aborts the process. The application itself, its registry of commands and its
+error contract (one line, exit code 2) live in ``birnn.cli.commands``.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import signal
 import sys
-import threading
-from collections.abc import Callable
-from importlib import import_module
-from typing import Any
 
-try:
-    import click
-except KeyboardInterrupt:  # Ctrl-C while the command starts: one line, as at any later moment
-    sys.stderr.write("birnn: interrupted\n")
-    raise SystemExit(130) from None
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import FrameType, ModuleType
 
-
-class _LazyGroup(click.Group):
-    """A group whose commands are imported when first named (``_COMMANDS``): ``birnn predict
-    --engine onnx`` imports neither torch nor the training commands."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(self.commands) | set(_COMMANDS))
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in _COMMANDS:
-            self.add_command(_COMMANDS[cmd_name](), cmd_name)
-        return self.commands.get(cmd_name)
-
-
-@click.group(
-    name="birnn",
-    cls=_LazyGroup,
-    help="Bidirectional recurrent networks: HMMs, BiRNN encoders and taggers.",
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
-def app() -> None:
-    pass
-
-
-class UsageError(Exception):
-    """A user mistake the CLI reports in one line with exit code 2."""
-
-
-def _command(module: str, name: str) -> Callable[[], click.Command]:
-    return lambda: getattr(import_module(f"birnn.cli.{module}"), name)
-
-
-def _register() -> click.Command:
-    """The ``train`` group with every training command."""
-    from birnn.cli import bilm, language, train
-
-    language.register(train.train_group, app)
-    train.train_group.add_command(bilm.bilm_command, "bilm")
-    from birnn.cli.classify import classify_command
-    train.train_group.add_command(classify_command, "classify")
-    return train.train_group
-
-
-_COMMANDS: dict[str, Callable[[], click.Command]] = {
-    "demo": _command("demo", "demo_command"),
-    "hmm": _command("hmm", "group"),
-    "train": _register,
-    "evaluate": _command("train", "evaluate_command"),
-    "predict": _command("predict", "predict_command"),
-    "export": _command("export", "export_command"),
-    "generate": _command("language", "generate_command"),
-    "fill": _command("language", "fill_command"),
-    "embed": _command("bilm", "embed_command"),
-}
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+__all__ = ["main"]
 
 
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised where Python is when it arrives so that a training stops as at Ctrl-C."""
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Terminated()
-
-
-_ALLOCATION = re.compile(r"can't allocate memory: you tried to allocate (\d+) bytes")
-
-
-def _out_of_memory(exc: BaseException) -> str | None:
-    """The one line for an allocation that failed (NumPy's MemoryError, torch's allocator), else None."""
-    found = _ALLOCATION.search(str(exc))
-    if found is None and not isinstance(exc, MemoryError):
-        return None
-    from birnn.spec import available_memory, format_bytes
-
-    asked = f" of {format_bytes(int(found.group(1)))}" if found else ""
-    available = available_memory()
-    free = f" ({format_bytes(available)} available)" if available is not None else ""
-    return f"birnn: error: not enough memory for an allocation{asked}{free}; choose smaller sizes"
 
 
 def _stopped(exc: KeyboardInterrupt) -> int:
     """Ctrl-C (exit 130) or SIGTERM (exit 143) in one line, with what the training kept when it says."""
     terminated = isinstance(exc, _Terminated)
-    detail = _one_line(exc) if str(exc).strip() else ""
-    click.echo(f"birnn: {'terminated' if terminated else 'interrupted'}{': ' + detail if detail else ''}", err=True)
+    text = str(exc).strip()
+    detail = f": {text.splitlines()[0]}" if text else ""
+    sys.stderr.write(f"birnn: {'terminated' if terminated else 'interrupted'}{detail}\n")
+    sys.stderr.flush()
     return 143 if terminated else 130
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit code (2 for usage errors, 1 for a diverged training,
     130 after Ctrl-C and 143 after SIGTERM, at any moment from start-up on)."""
+    try:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    except KeyboardInterrupt as exc:  # from the first line on, while the modules load too
+        return _stopped(exc)
+    finally:
+        _forget_interrupts()
+
+
+def _forget_interrupts() -> None:
+    """Make the returned code the exit code. CPython notes a KeyboardInterrupt that leaves code run
+    by ``exec`` of a string (dataclasses and namedtuples are made so, e.g. while torch imports
+    lazily), caught or not, and under ``python -m`` ends the process by SIGINT at exit instead of
+    with ``sys.exit``'s code; every ``exec`` of a string clears that note first."""
+    exec("")
+
+
+def _main(arguments: list[str]) -> int:
+    import signal
+    import threading
+
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
-        return _run(argv)
-    except KeyboardInterrupt as exc:  # also while the commands are imported, before click runs
-        return _stopped(exc)
+        commands = _load(arguments, in_main_thread)
+        return int(commands.run(arguments))
     except BrokenPipeError:  # `birnn … | head`: the reader left; say nothing more
+        import os
+
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit
         return 141
     finally:
@@ -133,41 +76,37 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run(argv: list[str] | None) -> int:
-    arguments = sys.argv[1:] if argv is None else list(argv)
-    try:  # what click's main does, without its turning KeyboardInterrupt into Abort after a blank line
-        with app.make_context("birnn", arguments) as context:
-            app.invoke(context)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else _one_line(exc))
-        return 0
-    except click.UsageError as exc:
-        click.echo(f"birnn: error: {_one_line(click.ClickException(exc.format_message()))}", err=True)
-        return 2
-    except click.exceptions.Exit as exc:  # --help
-        return exc.exit_code
-    except EOFError:
-        click.echo("birnn: error: unexpected end of input", err=True)
-        return 2
-    except click.exceptions.Abort:
-        click.echo("birnn: aborted", err=True)
-        return 130
-    except BrokenPipeError:
-        raise
-    except (UsageError, ValueError, TypeError, OSError) as exc:  # includes CheckpointError
-        click.echo(f"birnn: error: {_one_line(exc)}", err=True)
-        return 2
-    except (MemoryError, RuntimeError) as exc:
-        memory = _out_of_memory(exc)
-        if memory is not None:
-            click.echo(memory, err=True)
-            return 2
-        if type(exc).__name__ != "TrainingDiverged":  # named, not imported: `predict` may run without torch
-            raise
-        click.echo(f"birnn: training diverged: {_one_line(exc)}", err=True)
-        return 1
-    return 0
+def _load(arguments: list[str], in_main_thread: bool) -> ModuleType:
+    """Import click and the named command's modules with SIGINT and SIGTERM held (not ignored:
+    one that arrives is raised as KeyboardInterrupt or _Terminated once the imports are done)."""
+    import signal
+
+    arrived: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        arrived.append(signum)
+
+    held = {}
+    if in_main_thread:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(number) is not signal.SIG_IGN:  # a background job ignores SIGINT: so do we
+                held[number] = signal.signal(number, hold)
+    try:
+        from birnn.cli import commands
+
+        commands.load(arguments)
+    finally:
+        for number, handler in held.items():
+            signal.signal(number, handler)
+    if arrived:
+        raise _Terminated() if arrived[0] == signal.SIGTERM else KeyboardInterrupt()
+    return commands
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+def __getattr__(name: str) -> object:
+    """``birnn.cli.app`` and ``birnn.cli.UsageError`` (``birnn.cli.commands``), imported when first asked for."""
+    if name not in ("app", "UsageError"):
+        raise AttributeError(f"module 'birnn.cli' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module("birnn.cli.commands"), name)
