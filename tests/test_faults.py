@@ -291,3 +291,48 @@ def test_an_interrupt_out_of_a_string_exec_still_exits_130_under_python_m(tmp_pa
     done = subprocess.run([sys.executable, "-m", "interrupted_in_exec"], capture_output=True, text=True, check=False,
                           cwd=tmp_path, env=dict(os.environ, PYTHONPATH=path))
     assert (done.returncode, done.stderr) == (130, "birnn: interrupted\n")
+
+
+def _size_data(tmp_path):
+    train, _ = _data(tmp_path)
+    text = tmp_path / "text.txt"
+    text.write_text("the time traveller was expounding a recondite matter to us\n" * 20)
+    labelled = tmp_path / "labelled.tsv"
+    labelled.write_text("".join(f"{i % 2}\tsentence number {i} is {'good' if i % 2 else 'bad'}\n" for i in range(40)))
+    return {"tag": ["--train", str(train)], "classify": ["--train", str(labelled)], "lm": ["--data", str(text)],
+            "cloze": ["--data", str(text)], "bilm": ["--text", str(text)]}
+
+
+@pytest.mark.parametrize("command", ["tag", "classify", "lm", "cloze", "bilm"])
+@pytest.mark.parametrize(("option", "value", "named"), [("--hidden", "1000000", "hidden=1,000,000"),
+                                                        ("--embedding", "1000000", "embedding=1,000,000")])
+def test_a_model_too_large_for_memory_is_one_line_before_allocating(command, option, value, named, tmp_path,
+                                                                    monkeypatch, capsys):
+    """64 MiB "available": the sizes are refused from their parameter count (counted on the meta device),
+    naming the option, before the model is built (were it built, --hidden 10^6 could not be allocated at all
+    and --embedding 10^6 would take a few hundred MiB: nothing here can exhaust the machine)."""
+    from birnn import spec
+
+    monkeypatch.setattr(spec, "available_memory", lambda: 64 * 2**20)
+    run = tmp_path / "run"
+    arguments = ["train", command, *_size_data(tmp_path)[command], "--out", str(run), "--epochs", "1", option, value]
+    assert main(arguments) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("birnn: error: a model with ") and named in err, err
+    assert "parameters; weights, gradients and Adam's two moments) needs " in err and "64.0 MiB is available" in err
+    assert not (run / "checkpoint").exists()
+
+
+def test_model_memory_counts_training_copies_of_the_trained_weights_and_one_copy_when_loading():
+    from birnn.tasks.encoders import TRAINING_COPIES, check_model_memory, rebuilding
+    from birnn.tasks.tagger import Tagger, TaggerConfig
+
+    config = TaggerConfig(embedding=8, hidden=4)
+    weights = sum(p.numel() * 4 for p in Tagger(config, 50, 1, 3).parameters())
+    assert check_model_memory(lambda: Tagger(config, 50, 1, 3), config) == TRAINING_COPIES * weights
+    with rebuilding():
+        assert check_model_memory(lambda: Tagger(config, 50, 1, 3), config) == weights
+    with pytest.raises(ValueError, match=r"a model with embedding=8, hidden=4, layers=1, char_embedding=30, "
+                                         r"char_hidden=50 \(.* parameters; its weights\) needs .*; 1 B is available"):
+        with rebuilding():
+            check_model_memory(lambda: Tagger(config, 50, 1, 3), config, available=1)

@@ -217,7 +217,7 @@ def _check_allowed(allowed: Sequence[Any] | None, k: int) -> tuple[torch.Tensor,
     for name, mask, shape in zip(
         ("start_allowed", "trans_allowed", "end_allowed"), allowed, ((k,), (k, k), (k,)), strict=True
     ):
-        mask = torch.as_tensor(mask)
+        mask = torch.as_tensor(mask, device="cpu")  # checked where values exist, also while built on "meta"
         if mask.dtype != torch.bool:
             raise TypeError(f"{name} must be a bool array; got dtype {mask.dtype}")
         if tuple(mask.shape) != shape:
@@ -226,7 +226,8 @@ def _check_allowed(allowed: Sequence[Any] | None, k: int) -> tuple[torch.Tensor,
     for name, mask in (("start_allowed", masks[0]), ("end_allowed", masks[2])):
         if not bool(mask.any()):
             raise ValueError(f"{name} allows no tag: every path would be impossible")
-    return masks[0], masks[1], masks[2]
+    device = torch.get_default_device()
+    return masks[0].to(device), masks[1].to(device), masks[2].to(device)
 
 
 class CRF(nn.Module):

@@ -12,7 +12,7 @@ from typing import Any
 from birnn.tasks.bilm import BiLMConfig, BiLMEmbedder, BiLMTask
 from birnn.tasks.classifier import ClassificationTask, ClassifierConfig
 from birnn.tasks.cloze import ClozeConfig, ClozeTask
-from birnn.tasks.encoders import MODELS
+from birnn.tasks.encoders import MODELS, rebuilding
 from birnn.tasks.language_model import LanguageModelTask, LMConfig
 from birnn.tasks.tagging import TaggerConfig, TaggingTask
 
@@ -27,7 +27,8 @@ def from_description(description: Any, source: str = "description") -> Any:
         kind = description.get("kind") if isinstance(description, dict) else type(description).__name__
         raise ValueError(f"{source}: expected a task description with kind one of {sorted(KINDS)}; got {kind!r}")
     try:
-        return KINDS[description["kind"]].from_description(description)
+        with rebuilding():  # a trained model being loaded: its weights must fit
+            return KINDS[description["kind"]].from_description(description)
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{source}: damaged {description['kind']} description ({type(exc).__name__}: {exc})") from None
 

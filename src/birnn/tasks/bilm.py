@@ -185,7 +185,7 @@ class BiLMTask:
 
     def __init__(self, config: BiLMConfig, vocab: Vocab) -> None:
         self.config, self.vocab = config, vocab
-        self.model = seeded(config.seed, lambda: BiLM(config, len(vocab)))
+        self.model = seeded(config.seed, lambda: BiLM(config, len(vocab)), config)
 
     @classmethod
     def for_text(cls, config: BiLMConfig, lines: Sequence[str]) -> BiLMTask:

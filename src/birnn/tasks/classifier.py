@@ -167,7 +167,9 @@ class ClassificationTask:
         self._singleton_mask = torch.zeros(len(words), dtype=torch.bool)
         self._singleton_mask[torch.tensor(singletons, dtype=torch.int64)] = True
         self._char_batcher = CharBatcher(chars)
-        self.model = seeded(config.seed, lambda: Classifier(config, len(words), len(chars), len(labels), bilm))
+        self.model = seeded(
+            config.seed, lambda: Classifier(config, len(words), len(chars), len(labels), bilm), config
+        )
 
     @property
     def labels(self) -> list[str]:

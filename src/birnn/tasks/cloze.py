@@ -75,7 +75,7 @@ class ClozeTask:
         tagger = TaggerConfig(
             model=config.model, embedding=config.embedding, hidden=config.hidden, layers=config.layers, seed=config.seed
         )
-        self.model = seeded(config.seed, lambda: Tagger(tagger, len(vocab), 1, len(vocab)))
+        self.model = seeded(config.seed, lambda: Tagger(tagger, len(vocab), 1, len(vocab)), config)
 
     @classmethod
     def for_tokens(cls, config: ClozeConfig, tokens: list[str]) -> ClozeTask:

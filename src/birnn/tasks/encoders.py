@@ -12,6 +12,10 @@ after each sequence's last token).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 import torch
@@ -19,6 +23,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from birnn.nn import BiRNN
+from birnn.spec import check_memory
 
 MODELS = {
     "lstm": ("lstm", False),
@@ -69,8 +74,43 @@ class Encoder(nn.Module):
         return pad_packed_sequence(out, batch_first=True, total_length=steps)[0], final
 
 
-def seeded(seed: int, build: Any) -> Any:
-    """``build()`` under torch's RNG seeded with ``seed``, leaving the caller's RNG state untouched."""
+TRAINING_COPIES = 4  # training holds the weights, their gradients and Adam's two moments
+SIZE_FIELDS = ("embedding", "hidden", "layers", "char_embedding", "char_hidden", "shape_embedding")
+_COPIES: ContextVar[int] = ContextVar("birnn_model_copies", default=TRAINING_COPIES)
+
+
+@contextmanager
+def rebuilding() -> Iterator[None]:
+    """Models built inside are trained ones being loaded: their weights alone must fit in memory."""
+    token = _COPIES.set(1)
+    try:
+        yield
+    finally:
+        _COPIES.reset(token)
+
+
+def check_model_memory(build: Callable[[], nn.Module], config: Any = None, available: int | None = None) -> int:
+    """The bytes ``build()``'s model needs (its parameters' bytes, the trained ones ``TRAINING_COPIES``
+    times unless ``rebuilding``), counted on the meta device, which allocates nothing; ValueError naming the
+    sizes of ``config`` (its ``SIZE_FIELDS``) when they exceed ``available`` (default: what the
+    system says is free, ``spec.available_memory``)."""
+    with torch.device("meta"):
+        model = build()
+    parameters = list(model.parameters())
+    count = sum(p.numel() for p in parameters)
+    trained = sum(p.numel() * p.element_size() for p in parameters if p.requires_grad)  # a frozen biLM is not
+    needed = sum(p.numel() * p.element_size() for p in parameters) + (_COPIES.get() - 1) * trained
+    named = [(f.name, getattr(config, f.name)) for f in fields(config)] if is_dataclass(config) else []
+    sizes = [f"{name}={value:,}" for name, value in named if name in SIZE_FIELDS and value]
+    held = "weights, gradients and Adam's two moments" if _COPIES.get() > 1 else "its weights"
+    check_memory(needed, f"a model with {', '.join(sizes) or 'these sizes'} ({count:,} parameters; {held})", available)
+    return needed
+
+
+def seeded(seed: int, build: Callable[[], nn.Module], config: Any = None) -> Any:
+    """``build()`` under torch's RNG seeded with ``seed``, leaving the caller's RNG state untouched;
+    refused first when it would not fit in memory (``check_model_memory``, naming ``config``'s sizes)."""
     with torch.random.fork_rng(devices=[]):
+        check_model_memory(build, config)
         torch.manual_seed(seed)
         return build()

@@ -107,7 +107,7 @@ class LanguageModelTask:
     def __init__(self, config: LMConfig, vocab: Vocab) -> None:
         self.config, self.vocab = config, vocab
         self._carried: Any = None
-        self.model = seeded(config.seed, lambda: CharModel(config, len(vocab)))
+        self.model = seeded(config.seed, lambda: CharModel(config, len(vocab)), config)
 
     @classmethod
     def for_text(cls, config: LMConfig, text: str) -> LanguageModelTask:

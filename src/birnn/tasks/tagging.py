@@ -67,7 +67,9 @@ class TaggingTask:
         self._char_batcher = CharBatcher(chars)
         internal = config.scheme or scheme
         allowed = allowed_transitions(tags.itos, internal) if config.crf and internal else None
-        self.model = seeded(config.seed, lambda: Tagger(config, len(words), len(chars), len(tags), allowed, bilm))
+        self.model = seeded(
+            config.seed, lambda: Tagger(config, len(words), len(chars), len(tags), allowed, bilm), config
+        )
 
     @property
     def network(self) -> Tagger:
