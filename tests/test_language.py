@@ -62,6 +62,12 @@ def test_fill_recovers_an_unambiguous_blank(tmp_path):
     assert best == "d" and probability > 0.5
     with pytest.raises(ValueError, match="at least one blank"):
         task.fill("abcdefg")
+    every = task.fill("abc_efg", top=100_000)[0]  # at most all: the 8 letters, never <pad>, <unk>, <mask>
+    assert sorted(token for token, _ in every) == list("abcdefgh") and len(task.vocab) == 11
+    assert sum(p for _, p in every) == pytest.approx(1.0)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=rf"top must be a positive integer; got {bad!r}"):
+            task.fill("abc_efg", top=bad)
 
 
 def test_fill_in_word_mode_reads_mask_in_any_case(tmp_path):
@@ -99,8 +105,8 @@ def test_cli_lm_generate_cloze_fill(tmp_path, capsys):
     assert main(["fill", str(tmp_path / "cloze"), "the ti_e", "--top", "3"]) == 0
     assert capsys.readouterr().out.startswith("blank 1: ")
     assert main(["fill", str(tmp_path / "cloze"), "the ti_e", "--top", "100000"]) == 0  # all candidates
-    assert capsys.readouterr().out.count("'") == 2 * len(ClozeTask.from_description(
-        json.loads((tmp_path / "cloze" / "checkpoint" / "state.json").read_text())["task"]).vocab)
+    assert capsys.readouterr().out.count("'") == 2 * (len(ClozeTask.from_description(
+        json.loads((tmp_path / "cloze" / "checkpoint" / "state.json").read_text())["task"]).vocab) - 3)
     assert main(["fill", str(tmp_path / "cloze"), "no blank here"]) == 2
     assert main(["generate", str(tmp_path / "cloze")]) == 2  # a cloze run is not a language model
     errors = capsys.readouterr().err.strip().splitlines()

@@ -102,5 +102,5 @@ def fill_command(run: Path, text: str, top: int) -> None:
     task = load_task(run)
     if not hasattr(task, "fill"):
         raise ValueError(f"{run}: a {task.kind} run, not a cloze model")
-    for number, candidates in enumerate(task.fill(text, min(top, len(task.vocab))), start=1):  # at most all
+    for number, candidates in enumerate(task.fill(text, top), start=1):  # at most all
         click.echo(f"blank {number}: " + "  ".join(f"{token!r} {p:.3f}" for token, p in candidates))

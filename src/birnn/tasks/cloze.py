@@ -105,7 +105,12 @@ class ClozeTask:
 
     @torch.no_grad()
     def fill(self, text: str, top: int = 5) -> list[list[tuple[str, float]]]:
-        """The ``top`` candidates with probabilities for each blank (``_`` or ``[MASK]``) in ``text``."""
+        """The ``top`` candidates with probabilities for each blank (``_`` or ``[MASK]``) in ``text``;
+        at most every token of the vocabulary but <pad>, <unk> and <mask>, which are never proposed."""
+        if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+            raise ValueError(f"top must be a positive integer; got {top!r}")
+        excluded = sorted({0, 1, self.mask_id})  # <pad>, <unk>, <mask>
+        top = min(top, len(self.vocab) - len(excluded))
         blank = BLANK[self.config.unit].lower()  # the text is lower-cased, as the corpus was
         tokens = list(text.lower()) if self.config.unit == "char" else text.lower().split()
         if blank not in tokens:
@@ -114,7 +119,7 @@ class ClozeTask:
         batch = collate([(ids, [0] * len(ids))])
         self.model.eval()
         probabilities = torch.softmax(self.model(batch.inputs, batch.lengths)[0], -1)
-        probabilities[:, [0, 1, self.mask_id]] = 0.0  # never <pad>, <unk> or <mask>
+        probabilities[:, excluded] = 0.0
         probabilities = probabilities / probabilities.sum(-1, keepdim=True)
         answers = []
         for position, token in enumerate(tokens):
