@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from birnn.cli import main
-from birnn.experiments.bilm import BiLMRun, load_embedder, run_bilm, split_lines
+from birnn.experiments.bilm import BiLMRun, load_embedder, read_lines, read_sentences, run_bilm, split_lines
 from birnn.experiments.tagging import TagRun, run_tagger
 from birnn.tasks import BiLMConfig, BiLMTask, TaggerConfig, TaggingTask
 from birnn.tasks.bilm import MARK, collate, sentence_example
@@ -196,3 +196,21 @@ def test_cli_trains_a_bilm_and_writes_token_vectors(tmp_path, capsys):
     assert index["sentences"][1] == {"tokens": ["abc", "bca", "aab"], "start": 2, "end": 5}
     assert main(["embed", str(run), "--data", str(data), "--to", str(tmp_path / "v.txt")]) == 2
     assert main(["train", "bilm", "--text", "no-such-corpus", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_conll_files_without_tags_are_read_as_text(tmp_path):
+    """A biLM wants only the tokens: a column file of tokens alone, a tag column of '_', a CoNLL-U
+    file without UPOS are text; a tagged file gives its tokens."""
+    tokens_only = tmp_path / "tokens.conll"
+    tokens_only.write_text("The\ncat\nsat\n\nIt\nran\n")
+    underscores = tmp_path / "underscores.conll"
+    underscores.write_text("The\t_\ncat\t_\n\nIt\t_\n")
+    no_upos = tmp_path / "no_upos.conllu"
+    no_upos.write_text("# text = Hi there\n1\tHi\thi\t_\t_\t_\t0\troot\t_\t_\n2\tthere\tthere\t_\t_\t_\t1\tdep\t_\t_\n")
+    tagged = tmp_path / "tagged.conll"
+    write_conll(tagged, [(["A", "dog"], ["DET", "NOUN"])])
+    assert read_lines(str(tokens_only)) == ["The cat sat", "It ran"]
+    assert read_sentences(tokens_only) == [["The", "cat", "sat"], ["It", "ran"]]
+    assert read_lines(str(underscores)) == ["The cat", "It"]
+    assert read_sentences(no_upos) == [["Hi", "there"]]
+    assert read_sentences(tagged) == [["A", "dog"]]

@@ -124,6 +124,11 @@ def test_column_reader_refuses_conllu_and_untagged_files(tmp_path):
     with pytest.raises(ValueError, match=r"untagged.conll: every tag in the last column is '_'"):
         read_columns(untagged)
     assert read_columns(untagged, require_tags=False)[1] == (["c"], ["_"])
+    tokens_only = tmp_path / "tokens.conll"
+    tokens_only.write_text("a\nb\tB\n\nc\n")
+    with pytest.raises(ValueError, match=r"tokens.conll:1: expected 'token tag' columns; got 'a'"):
+        read_tagged(tokens_only)
+    assert read_tagged(tokens_only, require_tags=False) == [(["a", "b"], ["_", "B"]), (["c"], ["_"])]
     no_xpos = tmp_path / "no_xpos.conllu"
     no_xpos.write_text(CONLLU.replace("\tPRP\t", "\t_\t").replace("\tMD\t", "\t_\t").replace("\tRB\t", "\t_\t")
                        .replace("\tVB\t", "\t_\t").replace("\tUH\t", "\t_\t"))

@@ -86,7 +86,7 @@ def read_columns(
 
     A CoNLL-U file is refused (read it with ``read_conllu``: its comments, ranges and empty
     nodes are not tokens); so is a tag column that is ``_`` throughout, unless ``require_tags``
-    is False (only the tokens are wanted).
+    is False (only the tokens are wanted: then a line may also hold the token alone, its tag "_").
     """
     sentences: list[Sentence] = []
     tokens: list[str] = []
@@ -105,13 +105,14 @@ def read_columns(
                 f"{path}:{number}: a CoNLL-U line (10 tab-separated columns, ID {line.split(chr(9))[0]!r}); "
                 "read the file as CoNLL-U (--format conllu, format='conllu')"
             )
-        if len(fields) < 2:
+        alone = len(fields) == 1 and not require_tags  # a token without a tag column
+        if len(fields) < 2 and not alone:
             raise ValueError(f"{path}:{number}: expected 'token tag' columns; got {line.rstrip()!r}")
-        for name, index in (("token_column", token_column), ("tag_column", tag_column)):
+        for name, index in (("token_column", token_column), ("tag_column", tag_column))[: 1 if alone else 2]:
             if not -len(fields) <= index < len(fields):
                 raise ValueError(f"{path}:{number}: {name}={index} but the line has {len(fields)} columns")
         tokens.append(fields[token_column])
-        tags.append(fields[tag_column])
+        tags.append("_" if alone else fields[tag_column])
     if tokens:
         sentences.append((tokens, tags))
     if not sentences:

@@ -65,7 +65,7 @@ def read_lines(source: str, corpora: Path = BiLMRun.corpora) -> list[str]:
                 f"no such file, and not a shipped corpus ({', '.join(SHIPPED)})")
             raise FileNotFoundError(f"{path}: {where}")
         if ".conll" in path.name:
-            lines += [" ".join(tokens) for tokens, _ in read_tagged(path)]
+            lines += [" ".join(tokens) for tokens, _ in read_tagged(path, require_tags=False)]  # only the text
         elif source == "timemachine":
             lines += paragraphs(read_text(path))
         else:
@@ -131,7 +131,7 @@ def load_embedder(run_dir: str | Path) -> BiLMEmbedder:
 def read_sentences(path: Path) -> list[list[str]]:
     """Token lists of a CoNLL-U/CoNLL file, or of a text file with one whitespace-tokenised sentence per line."""
     if ".conll" in path.name:
-        return [tokens for tokens, _ in read_tagged(path)]
+        return [tokens for tokens, _ in read_tagged(path, require_tags=False)]  # only the tokens
     sentences = [line.split() for line in read_text(path).splitlines() if line.strip()]
     if not sentences:
         raise ValueError(f"{path}: no sentences")
