@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -260,3 +261,26 @@ def test_resume_refuses_changed_batches_and_reports_other_changes(tmp_path):
 
     with pytest.warns(UserWarning, match="epochs 2 -> 3"):  # without ``log``: a warning
         _fit(tmp_path, TrainConfig(**{**changed.to_dict(), "epochs": 3}), resume=True)
+
+
+def test_nothing_is_unpickled_when_a_run_is_loaded_resumed_or_predicted_with(tmp_path, monkeypatch):
+    """No module of birnn reaches pickle or torch.load, and loading, resuming and predicting call neither."""
+    import pickle
+    import re
+
+    import birnn
+
+    source = re.compile(r"\bimport pickle\b|\bpickle\.|\bcloudpickle\b|\bdill\b|torch\.load\(|allow_pickle\s*=\s*True")
+    package = Path(TESTS).parent / "src" / "birnn"
+    found = [str(path) for path in package.rglob("*.py") if source.search(path.read_text())]
+    assert found == [] and len(list(package.rglob("*.py"))) > 50, found
+    _fit(tmp_path, TrainConfig(epochs=1, batch_size=8))
+
+    def refused(*args, **kwargs):
+        raise AssertionError("something was unpickled")
+
+    for module, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load")):
+        monkeypatch.setattr(module, name, refused)
+    assert load_task(tmp_path).kind == "tagging"
+    assert len(birnn.load(tmp_path).predict([["w1", "w2"]])[0]) == 2
+    assert _fit(tmp_path, TrainConfig(epochs=2, batch_size=8), resume=True, log=lambda message: None).epoch == 2
