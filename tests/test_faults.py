@@ -256,11 +256,16 @@ def test_a_signal_while_the_commands_are_imported_is_held_until_they_are(number,
         finished.append(arguments)
 
     monkeypatch.setattr(commands, "load", load)
-    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    assert main(["--help"]) == code
-    assert finished == [["--help"]]
-    assert capsys.readouterr().err == f"birnn: {word}\n"
-    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    # pytest-xdist's workers ignore SIGINT; a terminal's foreground process has Python's default handler
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+        assert main(["--help"]) == code
+        assert finished == [["--help"]]
+        assert capsys.readouterr().err == f"birnn: {word}\n"
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    finally:
+        signal.signal(signal.SIGINT, outer)
 
 
 def test_an_ignored_sigint_stays_ignored_while_the_commands_are_imported(monkeypatch, capsys):
