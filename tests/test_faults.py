@@ -102,7 +102,7 @@ def _evaluates(run, dev, capsys):
         assert code == 2 and err.count("\n") == 1 and err.startswith("birnn: error:"), err
 
 
-@pytest.mark.parametrize("kills", [2, pytest.param(24, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("kills", [20, pytest.param(60, marks=pytest.mark.slow)])
 def test_kill_minus_nine_at_random_moments_always_resumes_or_evaluates(kills, tmp_path, capsys):
     train, dev = _data(tmp_path)
     seed = random.randrange(2**32)
