@@ -59,7 +59,7 @@ def test_measure_stops_when_the_budget_is_spent():
 
 def test_buckets_and_the_environment_switch(monkeypatch):
     assert [tuning.bucket(n) for n in (1, 2, 3, 50, 64, 65)] == [1, 2, 4, 64, 64, 128]
-    for value, expected in (("off", False), ("0", False), ("ON", True), ("", True)):
+    for value, expected in (("off", False), ("0", False), ("ON", True), ("", True), ("remeasure", True)):
         monkeypatch.setenv(tuning.ENVIRONMENT, value)
         assert tuning.enabled() is expected
     monkeypatch.setenv(tuning.ENVIRONMENT, "sometimes")
@@ -97,6 +97,26 @@ def test_a_new_key_is_measured_cached_and_reused_by_a_new_process(tuned, monkeyp
     again(torch.randn(4, 7, 3, dtype=DOUBLE, requires_grad=True), torch.tensor([7, 1, 3, 2]))  # same buckets
     assert again.kernel == decision.kernel and again.tuning.source == str(tuned)
     assert f"from {tuned}" in again.explain()
+
+
+def test_remeasure_measures_a_cached_key_again_once_and_rewrites_the_file(tuned, monkeypatch):
+    x, lengths = torch.randn(3, 5, 3, dtype=DOUBLE, requires_grad=True), torch.tensor([5, 2, 4])
+    BiRNN(3, 4, cell="lstm").to(DOUBLE)(x, lengths)
+    (entries,) = json.loads(tuned.read_text())["machines"].values()
+    (key,) = entries
+    entries[key] |= {"kernel": "per-direction", "times": {"per-direction": 9.0}}  # as if measured on a busy day
+    tuned.write_text(json.dumps({"format": tuning.FORMAT, "machines": {tuning.machine(): entries}}))
+    monkeypatch.setattr(tuning, "_caches", {})  # a new process
+    monkeypatch.setenv(tuning.ENVIRONMENT, "remeasure")
+    calls = []
+    measure = tuning.measure
+    monkeypatch.setattr(tuning, "measure", lambda *a, **k: calls.append(1) or measure(*a, **k))
+    model = BiRNN(3, 4, cell="lstm").to(DOUBLE)
+    model(x, lengths)
+    model(x, lengths)  # measured once in the process, then reused
+    assert calls == [1] and model.tuning.source == "measured"
+    (rewritten,) = json.loads(tuned.read_text())["machines"].values()
+    assert rewritten[key]["times"] == model.tuning.times != {"per-direction": 9.0}
 
 
 def test_a_damaged_cache_warns_and_is_rewritten(tuned):

@@ -15,7 +15,9 @@ unmeasured, and the decision says so), and keeps the fastest:
   choice in memory only.
 
 ``BIRNN_KERNEL_TUNING=off`` (or 0, false, no) switches measuring off: the caller
-falls back to its fixed rule. A cached choice that is not among the call's
+falls back to its fixed rule. ``BIRNN_KERNEL_TUNING=remeasure`` ignores the file's
+choices (made, say, while the machine was busy): each key is measured again once
+in the process and the file rewritten with the new choice. A cached choice that is not among the call's
 candidates is never used (it is measured again), so an edited or stale file
 cannot select a kernel that is wrong for the call.
 """
@@ -40,7 +42,7 @@ BUDGET = 1.0  # seconds of measuring per new key, after the first round
 ROUNDS = 3  # timed rounds after the first (cold) one, budget permitting
 FORMAT = 1
 
-_OFF, _ON = ("off", "0", "false", "no"), ("on", "1", "true", "yes", "")
+_OFF, _ON = ("off", "0", "false", "no"), ("on", "1", "true", "yes", "remeasure", "")
 _log = logging.getLogger(__name__)
 
 
@@ -52,6 +54,11 @@ def enabled() -> bool:
     if value in _ON:
         return True
     raise ValueError(f"{ENVIRONMENT} must be one of {_ON[:-1] + _OFF}; got {os.environ[ENVIRONMENT]!r}")
+
+
+def remeasuring() -> bool:
+    """Whether ``$BIRNN_KERNEL_TUNING`` is ``remeasure``: the cache file's choices are measured again."""
+    return os.environ.get(ENVIRONMENT, "").strip().lower() == "remeasure"
 
 
 def bucket(n: int) -> int:
@@ -270,7 +277,8 @@ def choose(
     """
     cache = default_cache() if cache is None else cache
     decision = cache.get(key)
-    if decision is not None and decision.kernel in candidates:
+    stale = decision is not None and decision.source != "measured" and remeasuring()  # read from the file
+    if decision is not None and decision.kernel in candidates and not stale:
         return decision
     decision = measure(candidates, step, BUDGET if budget is None else budget)
     _log.info("kernel for %s: %s (%s)", key.text(), decision.kernel, decision.describe())
