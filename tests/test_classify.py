@@ -277,6 +277,18 @@ def test_train_classify_cross_validation_resumes_by_skipping_finished_folds(tmp_
     assert log.count("finished earlier") == 2 and "fold 3/3: test accuracy" in log
 
 
+def test_device_is_where_the_classifier_trains_and_a_missing_one_is_one_line(tmp_path, capsys, monkeypatch):
+    _write_tsv(tmp_path / "train.tsv", polarity(60))
+    args = ["train", "classify", "--train", str(tmp_path / "train.tsv"), "--hidden", "4", "--embedding", "4",
+            "--epochs", "1", "--quiet"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main([*args, "--device", "cuda", "--out", str(tmp_path / "gpu")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "torch sees no CUDA device" in err and not (tmp_path / "gpu").exists()
+    assert main([*args, "--device", "cpu", "--out", str(tmp_path / "cpu")]) == 0
+    assert main([*args, "--device", "auto", "--out", str(tmp_path / "auto"), "--cv", "2"]) == 0
+
+
 def test_bad_settings_exit_2(tmp_path, capsys):
     _write_tsv(tmp_path / "train.tsv", polarity(20))
     assert main(["train", "classify", "--train", str(tmp_path / "train.tsv"), "--cv", "1"]) == 2

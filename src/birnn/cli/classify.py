@@ -63,12 +63,14 @@ def _p(path: str, *declarations: str, **settings):
 @click.option("--out", default=Path("runs/classifier"), show_default=True, type=RUN, help="Run directory.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out (cross-validation: skip finished folds).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def classify_command(train_files: tuple[Path, ...], out: Path, resume: bool, quiet: bool, **settings) -> None:
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when torch sees it) | cpu | cuda:N.")
+def classify_command(train_files: tuple[Path, ...], out: Path, resume: bool, quiet: bool, device: str,
+                     **settings) -> None:
     """Train a sentence classifier; --cv K prints mean ± sd of accuracy and macro-F1 over K folds.
 
     Writes checkpoints, metrics.csv, curves.png and confusion.png to --out (one fold-NN/ each with --cv)."""
     run = ClassifyRun.build(train_files, **settings)
-    result = run_classifier(run, out, resume, progress=not quiet, log=click.echo)
+    result = run_classifier(run, out, resume, progress=not quiet, log=click.echo, device=device)
     if run.cv:
         folds = f"folds 1-{len(result['folds'])} of {run.cv}:" if run.max_folds else f"{run.cv}-fold"
         click.echo(f"{folds} accuracy {100 * result['accuracy_mean']:.2f} ± {100 * result['accuracy_sd']:.2f}, "

@@ -30,6 +30,7 @@ from birnn.experiments.bilm import load_embedder
 from birnn.tasks import BiLMEmbedder, ClassificationTask, ClassifierConfig
 from birnn.train import RunExists, TrainConfig, Trainer, load_task, with_overrides
 from birnn.train.checkpoint import exists, write_atomic
+from birnn.train.device import model_device, resolve_device, to_device
 from birnn.train.trainer import batcher
 
 Pair = tuple[list[str], str] | tuple[list[str], str, torch.Tensor]  # tokens, label (and their biLM vectors)
@@ -128,10 +129,10 @@ def _take(examples: Sequence[P], index: np.ndarray) -> list[P]:
 # ----- one training --------------------------------------------------------------------------------
 def outcomes(task: ClassificationTask, examples: Sequence[Any], batch_size: int = 256) -> list[Any]:
     """The task's ``evaluate_batch`` results over ``examples`` (eval mode, no autograd)."""
-    collate = batcher(task)
+    collate, device = batcher(task), model_device(task.model)
     task.model.eval()
     with torch.no_grad():
-        return [task.evaluate_batch(collate([examples[i] for i in index]))
+        return [task.evaluate_batch(to_device(collate([examples[i] for i in index]), device))
                 for index in batch_indices([len(e[0]) for e in examples], batch_size, None)]
 
 
@@ -186,21 +187,23 @@ def _embedder(run: ClassifyRun, needed: bool) -> BiLMEmbedder | None:
 
 def train_once(run: ClassifyRun, train: Sequence[Pair], dev: Sequence[Pair], test: Sequence[Pair] | None, out: Path,
                resume: bool = False, progress: bool = True, log: Callable[[str], Any] = print,
-               bilm: BiLMEmbedder | None = None) -> dict[str, Any]:
+               bilm: BiLMEmbedder | None = None, device: torch.device | None = None) -> dict[str, Any]:
     """Train on ``train``, select on ``dev``, score the best weights on ``test`` (confusion.png in ``out``);
-    ``bilm``: the embedder of ``run.model.bilm`` (``load_embedder``), unless the run continues a checkpoint.
+    ``bilm``: the embedder of ``run.model.bilm`` (``load_embedder``), unless the run continues a checkpoint;
+    ``device``: where the model trains and is scored (None: the CPU).
     -> {"best_dev", "dev": metrics, "test": metrics or None, "confusion": (K, K) list, "labels", "seconds",
     "cpu_seconds"} (wall-clock and this process's CPU time)."""
     started, cpu = time.perf_counter(), time.process_time()
     held = _continues(out, resume)
     task = load_task(out, "checkpoint") if held else ClassificationTask.for_data(run.model, train, bilm)
     task.model.train()
+    task.model.to(device or "cpu")
     examples = {name: task.encode(part, name) for name, part in (("train", train), ("dev", dev), ("test", test))
                 if part is not None}
     trainer = Trainer(task, examples["train"], examples["dev"], run.train, out, progress=progress,
                       on_epoch=lambda epoch, row: log(epoch_line(epoch, row)), log=log)
     summary = trainer.fit(resume=resume)
-    best = load_task(out)
+    best = load_task(out, device=device or "cpu")
     on_dev = outcomes(best, examples["dev"])
     on_test = outcomes(best, examples["test"]) if test is not None else None
     matrix = best.confusion(on_test if on_test is not None else on_dev)
@@ -212,14 +215,15 @@ def train_once(run: ClassifyRun, train: Sequence[Pair], dev: Sequence[Pair], tes
 
 # ----- the run: one training or cross-validation ---------------------------------------------------
 def run_classifier(run: ClassifyRun, out: str | Path, resume: bool = False, progress: bool = True,
-                   log: Callable[[str], Any] = print) -> dict[str, Any]:
-    """One training (``run.cv == 0``) -> ``train_once``'s result, or cross-validation -> ``cross_validate``'s."""
-    out = Path(out)
+                   log: Callable[[str], Any] = print, device: str = "auto") -> dict[str, Any]:
+    """One training (``run.cv == 0``) -> ``train_once``'s result, or cross-validation -> ``cross_validate``'s.
+    device: auto | cpu | cuda | cuda:N."""
+    out, where = Path(out), resolve_device(device)
     data = run.read(run.train_files)
     for name, codec in data.encodings.items():
         log(f"{name}: {codec}")
     if run.cv:
-        return cross_validate(run, data.examples, out, resume, progress, log)
+        return cross_validate(run, data.examples, out, resume, progress, log, where)
     test = run.read(run.test_file).examples if run.test_file else None  # read now: a bad file fails early
     if run.dev_file:
         train, dev = data.examples, run.read(run.dev_file).examples
@@ -227,13 +231,13 @@ def run_classifier(run: ClassifyRun, out: str | Path, resume: bool = False, prog
         kept, held = stratified_split([label for _, label in data.examples], run.dev_fraction, run.split_seed)
         train, dev = _take(data.examples, kept), _take(data.examples, held)
     bilm = _embedder(run, not _continues(out, resume))
-    result = train_once(run, train, dev, test, out, resume, progress, log, bilm)
+    result = train_once(run, train, dev, test, out, resume, progress, log, bilm, where)
     log(confusion_text(np.asarray(result["confusion"]), result["labels"]))
     return result
 
 
 def cross_validate(run: ClassifyRun, examples: Sequence[Pair], out: Path, resume: bool = False, progress: bool = True,
-                   log: Callable[[str], Any] = print) -> dict[str, Any]:
+                   log: Callable[[str], Any] = print, device: torch.device | None = None) -> dict[str, Any]:
     """Stratified ``run.cv``-fold cross-validation; writes ``<out>/cv.json`` and ``confusion.png`` (summed over
     folds). -> {"folds": per-fold results, "accuracy_mean", "accuracy_sd", "macro_f1_mean", "macro_f1_sd", …};
     sd is the sample standard deviation over folds (ddof = 1)."""
@@ -259,7 +263,7 @@ def cross_validate(run: ClassifyRun, examples: Sequence[Pair], out: Path, resume
         kept, dev = stratified_split([labels[i] for i in rest], run.dev_fraction, run.split_seed + number)
         log(f"fold {number}/{run.cv}: {len(kept)} train, {len(dev)} dev, {len(held_out)} test")
         result = train_once(run, _take(examples, rest[kept]), _take(examples, rest[dev]), _take(examples, held_out),
-                            directory, resume, progress, log, bilm)
+                            directory, resume, progress, log, bilm, device)
         write_atomic(done, json.dumps(result, indent=1).encode())
         log(f"fold {number}/{run.cv}: test accuracy {result['test']['accuracy']:.4f}, "
             f"macro-F1 {result['test']['macro_f1']:.4f} ({result['seconds']:.0f} s)")
