@@ -78,17 +78,38 @@ def _batches():
             _sentences(3, 4, 12 * longest)]
 
 
+def _feeds(task, path, batch):
+    """The graph's inputs for a task's batch as a program without birnn builds them from the JSON:
+    character vectors from the character graph run on the batch's real words."""
+    import onnxruntime
+
+    config = json.loads(path.with_suffix(".json").read_text())
+    fields = {"words": batch.inputs, "lengths": batch.lengths, "shapes": batch.shapes}
+    feeds = {name: fields[name].numpy() for name in config["inputs"] if name != "char_vectors"}
+    if "char_vectors" in config["inputs"]:
+        graph = config["char_encoder"]
+        chars = onnxruntime.InferenceSession(str(path.parent / graph["file"]), providers=["CPUExecutionProvider"])
+        mask = batch.char_lengths.numpy() > 0
+        words = {"chars": batch.chars.numpy()[mask], "char_lengths": batch.char_lengths.numpy()[mask]}
+        vectors = np.zeros((*mask.shape, graph["size"]), dtype=np.float32)
+        vectors[mask] = chars.run(graph["outputs"], words)[0]
+        feeds["char_vectors"] = vectors
+    return feeds
+
+
 def test_onnxruntime_equals_torch_on_padded_batches(exported):
     import onnxruntime
 
     task, path = exported
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = json.loads(path.with_suffix(".json").read_text())["inputs"]
     for sentences in _batches():
         batch = task.collate([task.encode_input(tokens) for tokens in sentences])
-        fields = {"words": batch.inputs, "lengths": batch.lengths, "chars": batch.chars,
-                  "char_lengths": batch.char_lengths, "shapes": batch.shapes}
-        scores, tags, probabilities, features = session.run(None, {n: fields[n].numpy() for n in names})
+        feeds = _feeds(task, path, batch)
+        if "char_vectors" in feeds:
+            with torch.no_grad():
+                want_vectors = task.network.chars(batch.chars, batch.char_lengths).numpy()
+            np.testing.assert_allclose(feeds["char_vectors"], want_vectors, atol=1e-5)
+        scores, tags, probabilities, features = session.run(None, feeds)
         valid = (np.arange(batch.inputs.shape[1])[None, :] < batch.lengths.numpy()[:, None])[..., None]
         with torch.no_grad():
             emissions = task._emissions(batch)
@@ -119,15 +140,18 @@ def test_onnx_predictor_equals_the_torch_predictor(exported):
 
 
 def test_numpy_featurisation_equals_the_tasks(exported):
+    """Word, length and shape ids exactly; the cached character vectors to 1e-5 of encoding every
+    token, in a first batch and in a second that meets some words again."""
     task, path = exported
-    sentences = _sentences(5, 6, 8)
-    feeds = OnnxPredictor(path).features(sentences)
-    batch = task.collate([task.encode_input(tokens) for tokens in sentences])
-    fields = {"words": batch.inputs, "lengths": batch.lengths, "chars": batch.chars,
-              "char_lengths": batch.char_lengths, "shapes": batch.shapes}
-    assert set(feeds) == set(json.loads(path.with_suffix(".json").read_text())["inputs"])
-    for name, value in feeds.items():
-        np.testing.assert_array_equal(value, fields[name].numpy(), err_msg=name)
+    predictor = OnnxPredictor(path)
+    for sentences in (_sentences(5, 6, 8), _sentences(7, 8, 11)):
+        feeds = predictor.features(sentences)
+        batch = task.collate([task.encode_input(tokens) for tokens in sentences])
+        want = _feeds(task, path, batch)
+        assert set(feeds) == set(want) == set(json.loads(path.with_suffix(".json").read_text())["inputs"])
+        for name, value in feeds.items():
+            np.testing.assert_allclose(value, want[name], atol=1e-5, err_msg=name)
+            assert value.dtype == want[name].dtype, name
 
 
 def test_exported_cloze_model_fills_as_torch(tmp_path):
@@ -157,6 +181,9 @@ def test_what_cannot_be_exported_is_refused(tmp_path):
         OnnxPredictor(tmp_path)
     (tmp_path / "alone.onnx").write_bytes(b"")
     with pytest.raises(OSError, match="alone.json: missing"):
+        OnnxPredictor(tmp_path / "alone.onnx")
+    (tmp_path / "alone.json").write_text(json.dumps({"format": "birnn-onnx", "version": 1}))
+    with pytest.raises(ValueError, match="format version 1; this birnn reads version 2: export the run again"):
         OnnxPredictor(tmp_path / "alone.onnx")
 
 
@@ -210,3 +237,17 @@ def test_exported_classifier_equals_torch(tmp_path, pool, chars):
     for got, want in zip(onnx.embed(sentences), eager.embed(sentences), strict=True):
         np.testing.assert_allclose(got, want, atol=1e-5)
     assert onnx.tokenize("a film, really") == eager.tokenize("a film, really")
+
+
+def test_the_character_graph_is_found_beside_the_model_and_its_absence_named(exported, tmp_path):
+    import shutil
+
+    task, path = exported
+    if task.network.chars is None:
+        pytest.skip("no character graph")
+    assert (path.parent / "model.chars.onnx").is_file()
+    assert OnnxPredictor(path.parent).path == path  # model.chars.onnx is not a second model
+    for name in ("tagger.onnx", "tagger.json"):
+        shutil.copy(path.with_suffix(name.removeprefix("tagger")), tmp_path / name)
+    with pytest.raises(OSError, match=r"model\.chars\.onnx: missing"):
+        OnnxPredictor(tmp_path)

@@ -18,8 +18,9 @@ from birnn.cli.options import RUN
 def export_command(run: Path, target: Path, which: str) -> None:
     """Export the model of RUN (a tagger or cloze model) to ONNX; run it with `birnn predict --engine onnx`
     or any onnxruntime, no birnn needed (docs/deploy.md)."""
-    from birnn.serve.onnx_export import config_path, export
+    from birnn.serve.onnx_export import char_graph_path, config_path, export
     from birnn.train import load_task
 
-    export(load_task(run, which), target)
-    click.echo(f"wrote {target} and {config_path(target)}")
+    graph = export(load_task(run, which), target)
+    chars = f", {char_graph_path(target)}" if graph.chars is not None else ""
+    click.echo(f"wrote {target}{chars} and {config_path(target)}")

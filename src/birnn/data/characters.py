@@ -83,6 +83,17 @@ class CharBatcher:
         self._size += 1
         return row
 
+    @property
+    def size(self) -> int:
+        """Rows of the cache, the padding row 0 included: every row ``rows`` returns is below it."""
+        return self._size
+
+    def words(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """rows: (N,) cache rows (from ``rows``) -> (chars (N, C), char_lengths (N,)) int64, C = the
+        longest of these words (at least 1)."""
+        lengths = self._lengths[rows]  # (N,)
+        return self._table[rows, : max(int(lengths.max(initial=0)), 1)], lengths
+
     def rows(self, sentences: Sequence[Sequence[str]], width: int | None = None) -> np.ndarray:
         """(B, T) int64 cache rows of each token, 0 at padding words. T = ``width`` or the longest sentence."""
         if len(sentences) == 0:

@@ -5,9 +5,8 @@
   module run on ``pack_padded_sequence`` input. The exporter turns that into ONNX ``LSTM``/``GRU``/
   ``RNN`` nodes fed with ``sequence_lens``, whose reverse direction starts at each sequence's
   last real step (ONNX operator spec), so padded batches are exact and padding outputs zero.
-- ``AllWords(encoder)``: a character encoder applied to the real words of a (B, T, C) batch, found
-  by ``nonzero`` rather than boolean indexing with a Python-side maximum (which tracing would
-  freeze to the example's width).
+- ``WordChars(encoder)``: a character encoder on a flat (N, C) batch of words, a graph of its
+  own, so that a caller encodes each distinct word once and reuses its vector.
 - ``viterbi_decode`` and ``crf_marginals``: the CRF's max-product and sum-product recursions as
   TorchScript loops, which export as ONNX ``Loop`` nodes (any T).
 
@@ -66,12 +65,11 @@ def packed_rnn(rnn: nn.Module) -> PackedRNN:
     return PackedRNN(torch_rnn.to(next(rnn.parameters()).device))
 
 
-class AllWords(nn.Module):
-    """``AllWords(encoder)`` for a ``CharBiLSTM`` or ``CharCNN``; call
-    ``(chars (B, T, C) int64, char_lengths (B, T) int64, 0 at padding words) -> (B, T, D)``, zeros at padding.
-
-    The N real words are gathered into (N, C), encoded (a CharBiLSTM through ``packed_rnn``),
-    and scattered back; C may exceed the longest word (the extra columns are padding).
+class WordChars(nn.Module):
+    """``WordChars(encoder)`` for a ``CharBiLSTM`` or ``CharCNN``; call
+    ``(chars (N, C) int64, char_lengths (N,) int64 in [1, C]) -> (N, D)``: one vector per word,
+    the encoder's ``encode`` (a CharBiLSTM through ``packed_rnn``). C may exceed the longest word
+    (the extra columns are padding), and a word's vector does not depend on the other words.
     """
 
     def __init__(self, encoder: nn.Module) -> None:
@@ -83,18 +81,9 @@ class AllWords(nn.Module):
         self.output_size = encoder.output_size
 
     def forward(self, chars: torch.Tensor, char_lengths: torch.Tensor) -> torch.Tensor:
-        batch, steps, width = chars.shape
-        flat = char_lengths.reshape(-1)  # (B·T,)
-        index = torch.nonzero(flat > 0).reshape(-1)  # (N,)
-        words = chars.reshape(-1, width).index_select(0, index)  # (N, C)
-        lengths = flat.index_select(0, index)  # (N,)
         if self.rnn is not None:
-            vectors = self.rnn(self.encoder.embedding(words), lengths)[1]  # (N, 2Hc)
-        else:
-            vectors = self.encoder.encode(words, lengths)  # (N, F)
-        out = vectors.new_zeros(batch * steps, self.output_size)
-        out[index] = vectors
-        return out.reshape(batch, steps, self.output_size)
+            return self.rnn(self.encoder.embedding(chars), char_lengths)[1]  # (N, 2Hc)
+        return self.encoder.encode(chars, char_lengths)  # (N, F)
 
 
 @torch.jit.script

@@ -2,7 +2,8 @@
 
 It reads ``model.onnx`` and the ``model.json`` beside it (``serve.onnx_export``), featurises sentences
 as the task did in training (word ids, looked up lower-cased when the JSON says so; character
-ids and lengths by ``data.characters.CharBatcher``; word shapes by ``data.characters.word_shape``),
+vectors from the character graph ``model.chars.onnx``, each distinct word encoded once
+(``serve.char_cache``); word shapes by ``data.characters.word_shape``),
 and returns what ``Predictor`` returns: tag lists, (length, len(labels)) probability arrays in the
 data's labels, (length, 2H) features, in input order (``batched.SortedBatches``).
 """
@@ -19,19 +20,22 @@ from birnn.data.characters import CharBatcher, word_shape_ids
 from birnn.data.tagschemes import bioes_to_bio
 from birnn.data.vocab import Vocab
 from birnn.serve.batched import SortedBatches
+from birnn.serve.char_cache import CharVectorCache
 
 FORMAT = "birnn-onnx"
+VERSION = 2  # 1: one graph that read every token's characters
 OUTPUT_OF = {"predict": ("tags",), "predict_proba": ("probabilities",),
              "predict_with_proba": ("tags", "probabilities"), "embed": ("features",)}
 
 
 def find_model(path: str | Path) -> Path:
-    """An ``.onnx`` file, or a directory holding exactly one (``model.onnx`` preferred)."""
+    """An ``.onnx`` file, or a directory holding exactly one besides character graphs
+    (``*.chars.onnx``; ``model.onnx`` preferred)."""
     path = Path(path)
     if path.is_dir():
         if (path / "model.onnx").is_file():
             return path / "model.onnx"
-        found = sorted(path.glob("*.onnx"))
+        found = sorted(p for p in path.glob("*.onnx") if not p.name.endswith(".chars.onnx"))
         if len(found) != 1:
             raise OSError(f"{path}: expected one .onnx file (birnn export RUN --to {path}/model.onnx); "
                           f"found {len(found)}")
@@ -52,33 +56,63 @@ def read_config(onnx_path: Path) -> dict[str, Any]:
         raise ValueError(f"{json_path}:{exc.lineno}: not JSON ({exc.msg})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"{json_path}: not a birnn export description (format {FORMAT!r} expected)")
+    if config.get("version") != VERSION:
+        raise ValueError(f"{json_path}: format version {config.get('version')!r}; this birnn reads version "
+                         f"{VERSION}: export the run again (birnn export RUN --to {onnx_path})")
     return config
+
+
+def _session(path: Path, threads: int | None, spin: bool = True) -> Any:
+    """An onnxruntime CPU session with ``threads`` intra-op threads; ``spin``: whether idle threads
+    spin waiting for work (faster answers) or sleep (the cores free for other work)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class OnnxPredictor(SortedBatches):
     """``OnnxPredictor(path, batch_size=256, threads=None)``: path is an ``.onnx`` file or a directory
-    holding one; threads: onnxruntime's intra-op threads (None: its default, one per core)."""
+    holding one; threads: onnxruntime's intra-op threads (None: its default, one per core).
+    ``clear_cache()`` forgets the character vectors of the words seen so far."""
 
     def __init__(self, path: str | Path, batch_size: int = 256, threads: int | None = None) -> None:
-        import onnxruntime
-
         super().__init__(batch_size)
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be None or an integer >= 1; got {threads!r}")
         self.path = find_model(path)
         self.config = config = read_config(self.path)
-        options = onnxruntime.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.session = _session(self.path, threads)
         self.words = {word: i for i, word in enumerate(config["words"])}
         self.inputs = list(config["inputs"])
-        self._chars = CharBatcher(Vocab(config["chars"]), config["max_word_length"]) if "chars" in self.inputs else None
+        self._char_vectors = self._char_cache(config, threads) if "char_vectors" in self.inputs else None
         self._merge = np.zeros((len(config["tags"]), len(config["labels"])), dtype=np.float32)
         self._merge[np.arange(len(config["tags"])), config["label_index"]] = 1  # internal tag -> its label
         self._bioes_to_bio = config.get("network_scheme") == "bioes" and config.get("scheme") == "bio"
         self._per_sentence = config.get("level") == "sentence"  # a classifier: one row per sentence
+
+    def _char_cache(self, config: dict[str, Any], threads: int | None) -> CharVectorCache:
+        graph = config["char_encoder"]
+        path = self.path.parent / graph["file"]
+        if not path.is_file():
+            raise OSError(f"{path}: missing; birnn export writes this character graph beside {self.path.name}")
+        # its threads sleep when it is done, rather than spin against the main graph's for the cores
+        session = _session(path, threads, spin=False)
+        names = graph["inputs"]
+
+        def encode(chars: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+            return session.run(graph["outputs"], {names[0]: chars, names[1]: lengths})[0]
+
+        return CharVectorCache(encode, CharBatcher(Vocab(config["chars"]), config["max_word_length"]), graph["size"])
+
+    def clear_cache(self) -> None:
+        """Forget the character vectors of every word seen (they are recomputed when met again)."""
+        if self._char_vectors is not None:
+            self._char_vectors.clear()
 
     @property
     def kind(self) -> str:
@@ -103,14 +137,14 @@ class OnnxPredictor(SortedBatches):
 
     def features(self, sentences: list[list[str]]) -> dict[str, np.ndarray]:
         """The graph's inputs for a batch of sentences: words, lengths (B, T) / (B,) int64 and the
-        character and shape inputs the model reads."""
+        character vectors (B, T, D) float32 and shapes (B, T) int64 the model reads."""
         lengths = np.array([len(s) for s in sentences], dtype=np.int64)
         steps = int(lengths.max())
         feeds = {"words": np.zeros((len(sentences), steps), dtype=np.int64), "lengths": lengths}
         for row, tokens in enumerate(sentences):
             feeds["words"][row, : len(tokens)] = self._word_ids(tokens)
-        if self._chars is not None:
-            feeds["chars"], feeds["char_lengths"] = self._chars.arrays(sentences, steps)
+        if self._char_vectors is not None:
+            feeds["char_vectors"] = self._char_vectors(sentences, steps)
         if "shapes" in self.inputs:
             feeds["shapes"] = np.zeros((len(sentences), steps), dtype=np.int64)
             for row, tokens in enumerate(sentences):

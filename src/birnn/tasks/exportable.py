@@ -6,6 +6,11 @@ names of inputs and outputs, and the JSON that makes the exported file usable wi
 on ``inputs`` and writes ``config`` next to the ``.onnx`` file. Every graph takes ``words`` (B, T)
 int64 and ``lengths`` (B,) int64 first, dynamic in B and T; outputs are zero at padding.
 
+A network that reads characters has two graphs: ``chars`` (``OnnxGraph.chars``) maps a flat batch of
+words, chars (N, C) and char_lengths (N,), to char_vectors (N, D) (``nn.exportable.WordChars``);
+the main graph reads char_vectors (B, T, D), zero at padding, in their place. A caller encodes each
+distinct word once and gathers its vector for every occurrence (``serve.char_cache``).
+
 ``TaggerGraph`` is the ``Tagger`` network (word ⊕ character ⊕ shape features, encoder, linear
 output, optional CRF) rebuilt from ``birnn.nn.exportable`` pieces with the same weights:
 
@@ -32,30 +37,60 @@ import torch
 from torch import nn
 
 from birnn.data.characters import WORD_SHAPES, shape_rules
-from birnn.nn.exportable import AllWords, crf_marginals, packed_rnn, viterbi_decode
+from birnn.nn.exportable import WordChars, crf_marginals, packed_rnn, viterbi_decode
 from birnn.tasks.tagger import Tagger
 
 FORMAT = "birnn-onnx"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 OUTPUTS = ("scores", "tags", "probabilities", "features")
 EXAMPLE = [["Export", "this", "sentence", "."], ["Hi"], ["A", "b"]]  # mixed lengths for the trace
 
 
 class OnnxGraph(NamedTuple):
     """module(*inputs.values()) -> one tensor per name in ``outputs``; ``axes``: the dynamic axes of
-    every input and output by name; ``config``: the JSON written next to the ONNX file."""
+    every input and output by name; ``config``: the JSON written next to the ONNX file; ``chars``:
+    the character graph whose char_vectors the main graph reads (None without characters)."""
 
     module: nn.Module
     inputs: dict[str, torch.Tensor]
     outputs: tuple[str, ...]
     axes: dict[str, dict[int, str]]
     config: dict[str, Any]
+    chars: OnnxGraph | None = None
+
+
+CHAR_GRAPH = {"inputs": ["chars", "char_lengths"], "outputs": ["char_vectors"]}
+
+
+def _char_encoder(encoder: nn.Module | None) -> dict[str, Any]:
+    """The JSON's ``char_encoder`` entry: the character graph's names and vector size D."""
+    return {} if encoder is None else {"char_encoder": CHAR_GRAPH | {"size": encoder.output_size}}
+
+
+def word_level_inputs(encoder: nn.Module | None, batch: Any, fields: Sequence[str]
+                      ) -> tuple[dict[str, torch.Tensor], OnnxGraph | None]:
+    """The example inputs of a main graph by name (batch field ``inputs`` -> ``words``), and for a
+    character ``encoder`` the character graph, whose char_vectors (B, T, D) follow ``lengths``."""
+    example = {("words" if name == "inputs" else name): getattr(batch, name) for name in fields}
+    if encoder is None:
+        return example, None
+    mask = batch.char_lengths > 0  # (B, T) the real words
+    words = {"chars": batch.chars[mask], "char_lengths": batch.char_lengths[mask]}  # (N, C), (N,)
+    module = WordChars(encoder).eval()
+    with torch.no_grad():
+        vectors = module(*words.values())  # (N, D)
+    char_vectors = vectors.new_zeros(*mask.shape, vectors.shape[-1])
+    char_vectors[mask] = vectors
+    axes = {"chars": {0: "words", 1: "characters"}, "char_lengths": {0: "words"}, "char_vectors": {0: "words"}}
+    graph = OnnxGraph(module, words, ("char_vectors",), axes, {})
+    first, rest = dict(list(example.items())[:2]), dict(list(example.items())[2:])
+    return first | {"char_vectors": char_vectors} | rest, graph
 
 
 class TaggerGraph(nn.Module):
     """``TaggerGraph(tagger, excluded=())``; call ``(words, lengths, *features)`` with features the
-    tagger's own, in this order: chars (B, T, C) and char_lengths (B, T) when it reads characters,
-    shapes (B, T) when it reads shapes -> (scores, tags, probabilities, features) (module docstring).
+    tagger's own, in this order: char_vectors (B, T, D) when it reads characters, shapes (B, T) when
+    it reads shapes -> (scores, tags, probabilities, features) (module docstring).
 
     ``excluded``: tag ids never predicted (their probability is 0, the rest renormalised; a cloze
     model never fills in <pad>, <unk> or <mask>); not allowed with a CRF.
@@ -66,7 +101,6 @@ class TaggerGraph(nn.Module):
     def __init__(self, tagger: Tagger, excluded: Sequence[int] = ()) -> None:
         super().__init__()
         self.tagger = tagger
-        self.chars = AllWords(tagger.chars) if tagger.chars is not None else None
         self.encoder = packed_rnn(tagger.encoder.rnn)
         if excluded and tagger.crf is not None:
             raise ValueError("excluded tags cannot be combined with a CRF")
@@ -77,8 +111,8 @@ class TaggerGraph(nn.Module):
     def forward(self, words: torch.Tensor, lengths: torch.Tensor, *features: torch.Tensor):
         tagger = self.tagger
         parts = [tagger.embedding(words)]  # (B, T, E)
-        if self.chars is not None:
-            parts.append(self.chars(features[0], features[1]))  # (B, T, 2Hc)
+        if tagger.chars is not None:
+            parts.append(features[0])  # (B, T, D) char_vectors
         if tagger.shapes is not None:
             parts.append(tagger.shapes(features[-1]))  # (B, T, S)
         h, _ = self.encoder(torch.cat(parts, dim=-1), lengths)  # (B, T, 2H), zero at padding
@@ -98,16 +132,15 @@ class TaggerGraph(nn.Module):
 def tagger_graph(network: Tagger, batch: Any, inputs: Sequence[str], config: dict[str, Any],
                  excluded: Sequence[int] = ()) -> OnnxGraph:
     """The ``OnnxGraph`` of a tagger network: ``batch`` is an example batch, ``inputs`` names the
-    batch fields the network reads (``inputs`` -> ``words``), ``config`` is the task's JSON."""
-    example = {("words" if name == "inputs" else name): getattr(batch, name) for name in inputs}
+    batch fields the network reads besides characters (``inputs`` -> ``words``), ``config`` is the
+    task's JSON."""
+    example, chars = word_level_inputs(network.chars, batch, inputs)
     axes: dict[str, dict[int, str]] = {name: {0: "batch", 1: "time"} for name in example}
     axes["lengths"] = {0: "batch"}
-    if "chars" in axes:
-        axes["chars"][2] = "characters"
     axes |= {name: {0: "batch", 1: "time"} for name in OUTPUTS}
-    names = {"inputs": list(example), "outputs": list(OUTPUTS)}
+    names = {"inputs": list(example), "outputs": list(OUTPUTS)} | _char_encoder(network.chars)
     return OnnxGraph(TaggerGraph(network, excluded).eval(), example, OUTPUTS, axes,
-                     {"format": FORMAT, "version": FORMAT_VERSION, **names, **config})
+                     {"format": FORMAT, "version": FORMAT_VERSION, **names, **config}, chars)
 
 
 def _refuse_bilm(network: nn.Module, what: str) -> None:
@@ -122,7 +155,6 @@ def tagging_graph(task: Any) -> OnnxGraph:
     network = task.network
     _refuse_bilm(network, "tagger")
     inputs = ["inputs", "lengths"]
-    inputs += ["chars", "char_lengths"] if network.chars is not None else []
     inputs += ["shapes"] if network.shapes is not None else []
     config = {
         "kind": task.kind, "words": task.words.itos, "lowercase": task.config.lowercase,
@@ -151,20 +183,19 @@ def cloze_graph(task: Any) -> OnnxGraph:
 
 
 class ClassifierGraph(nn.Module):
-    """``ClassifierGraph(classifier)``; call ``(words, lengths[, chars, char_lengths])`` ->
+    """``ClassifierGraph(classifier)``; call ``(words, lengths[, char_vectors])`` ->
     (scores (B, K), tags (B,), probabilities (B, K), features (B, 2H)) (module docstring)."""
 
     def __init__(self, classifier: Any) -> None:
         super().__init__()
         self.classifier = classifier
-        self.chars = AllWords(classifier.chars) if classifier.chars is not None else None
         self.encoder = packed_rnn(classifier.encoder.rnn)
 
     def forward(self, words: torch.Tensor, lengths: torch.Tensor, *features: torch.Tensor):
         classifier = self.classifier
         parts = [classifier.embedding(words)]  # (B, T, E)
-        if self.chars is not None:
-            parts.append(self.chars(features[0], features[1]))  # (B, T, 2Hc)
+        if classifier.chars is not None:
+            parts.append(features[0])  # (B, T, D) char_vectors
         h, _ = self.encoder(torch.cat(parts, dim=-1), lengths)  # (B, T, 2H)
         pooled = classifier.pool(h, lengths)  # (B, 2H)
         scores = classifier.output(pooled)  # (B, K)
@@ -176,21 +207,18 @@ def classifier_graph(task: Any) -> OnnxGraph:
     """A ``ClassificationTask``'s graph; raw text is cut by ``tokenizer`` before the lookup."""
     network = task.network
     _refuse_bilm(network, "classifier")
-    inputs = ["inputs", "lengths"] + (["chars", "char_lengths"] if network.chars is not None else [])
     config = {"kind": task.kind, "level": "sentence", "words": task.words.itos, "lowercase": task.config.lowercase,
               "chars": task.chars.itos, "max_word_length": task._char_batcher.max_word_length,
               "tokenizer": task.config.tokenizer, "tags": task.labels, "labels": task.labels,
               "label_index": list(range(len(task.labels)))}
     batch = task.collate([task.encode_input(tokens) for tokens in EXAMPLE])
-    example = {("words" if name == "inputs" else name): getattr(batch, name) for name in inputs}
+    example, chars = word_level_inputs(network.chars, batch, ["inputs", "lengths"])
     axes: dict[str, dict[int, str]] = {name: {0: "batch", 1: "time"} for name in example}
     axes["lengths"] = {0: "batch"}
-    if "chars" in axes:
-        axes["chars"][2] = "characters"
     axes |= {name: {0: "batch"} for name in OUTPUTS}
-    names = {"inputs": list(example), "outputs": list(OUTPUTS)}
+    names = {"inputs": list(example), "outputs": list(OUTPUTS)} | _char_encoder(network.chars)
     return OnnxGraph(ClassifierGraph(network).eval(), example, OUTPUTS, axes,
-                     {"format": FORMAT, "version": FORMAT_VERSION, **names, **config})
+                     {"format": FORMAT, "version": FORMAT_VERSION, **names, **config}, chars)
 
 
 GRAPHS: dict[str, Callable[[Any], OnnxGraph]] = {"tagging": tagging_graph, "cloze": cloze_graph,
