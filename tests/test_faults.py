@@ -341,3 +341,18 @@ def test_model_memory_counts_training_copies_of_the_trained_weights_and_one_copy
                                          r"char_hidden=50 \(.* parameters; its weights\) needs .*; 1 B is available"):
         with rebuilding():
             check_model_memory(lambda: Tagger(config, 50, 1, 3), config, available=1)
+
+
+def test_the_memory_check_leaves_initialisation_alone_and_imports_no_compiler():
+    """On the meta device torch would run an embedding's normal_ through its compiler stack (seconds
+    of imports on every load); the check skips initialisation, and the real build still initialises."""
+    script = (
+        "import sys, torch\n"
+        "from birnn.tasks.encoders import check_model_memory\n"
+        "from birnn.tasks.tagger import Tagger, TaggerConfig\n"
+        "config = TaggerConfig(embedding=8, hidden=4)\n"
+        "assert check_model_memory(lambda: Tagger(config, 50, 1, 3), config) > 0\n"
+        "print('torch._dynamo' in sys.modules, float(Tagger(config, 50, 1, 3).embedding.weight.std()) > 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]

@@ -89,12 +89,28 @@ def rebuilding() -> Iterator[None]:
         _COPIES.reset(token)
 
 
+@contextmanager
+def _initialisation_skipped() -> Iterator[None]:
+    """``torch.nn.init``'s in-place initialisers return their tensor untouched inside: on the meta
+    device only shapes count, and torch runs some of them there (``normal_``) through its
+    compiler stack, whose first import takes seconds."""
+    names = [name for name in dir(nn.init) if name.endswith("_") and not name.startswith("_")]
+    saved = {name: getattr(nn.init, name) for name in names}
+    try:
+        for name in names:
+            setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(nn.init, name, function)
+
+
 def check_model_memory(build: Callable[[], nn.Module], config: Any = None, available: int | None = None) -> int:
     """The bytes ``build()``'s model needs (its parameters' bytes, the trained ones ``TRAINING_COPIES``
     times unless ``rebuilding``), counted on the meta device, which allocates nothing; ValueError naming the
     sizes of ``config`` (its ``SIZE_FIELDS``) when they exceed ``available`` (default: what the
     system says is free, ``spec.available_memory``)."""
-    with torch.device("meta"):
+    with torch.device("meta"), _initialisation_skipped():
         model = build()
     parameters = list(model.parameters())
     count = sum(p.numel() for p in parameters)
