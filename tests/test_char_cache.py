@@ -67,3 +67,16 @@ def test_a_wrong_encoder_or_setting_is_named():
     cache = CharVectorCache(lambda chars, lengths: np.zeros((len(lengths), 2), np.float32), _batcher(), SIZE)
     with pytest.raises(ValueError, match=r"returned shape \(1, 2\); expected \(1, 3\)"):
         cache([["a"]])
+
+
+def test_threads_sharing_one_cache_get_what_encoding_every_token_gives():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcdefgh"), int(rng.integers(1, 9)))) for _ in range(400)]
+    batches = [[list(rng.choice(words, int(rng.integers(1, 12)))) for _ in range(6)] for _ in range(60)]
+    cache = CharVectorCache(_encoder([]), _batcher(), SIZE, limit=150, chunk=16)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(cache, batches))
+    for sentences, got in zip(batches, results, strict=True):
+        np.testing.assert_array_equal(got, _every_token(_batcher(), sentences, None))

@@ -8,11 +8,13 @@ gathers the (B, T, D) vectors, zero at padding words. A word's vector depends on
 alone, so the result is what encoding every token would give.
 
 Memory is bounded: once more than ``limit`` distinct words are held, the cache (with the
-batcher's word table) is emptied before the next batch.
+batcher's word table) is emptied before the next batch. Calls from several threads (a service
+sharing one predictor) take turns on a lock.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -32,10 +34,15 @@ class CharVectorCache:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
         self.encode, self.batcher, self.size, self.limit, self.chunk = encode, batcher, size, limit, chunk
+        self._lock = threading.Lock()
         self.clear()
 
     def clear(self) -> None:
         """Forget every encoded word (and the batcher's word table). Row 0, padding, is the zero vector."""
+        with self._lock:
+            self._clear()
+
+    def _clear(self) -> None:
         self.batcher.clear_cache()
         self._vectors = np.zeros((1024, self.size), dtype=np.float32)  # (W, D) by batcher row
         self._encoded = np.zeros(1024, dtype=bool)
@@ -59,8 +66,12 @@ class CharVectorCache:
 
     def __call__(self, sentences: Sequence[Sequence[str]], width: int | None = None) -> np.ndarray:
         """sentences: B lists of token strings -> (B, T, D) float32, T = ``width`` or the longest sentence."""
+        with self._lock:
+            return self._vectors_of(sentences, width)
+
+    def _vectors_of(self, sentences: Sequence[Sequence[str]], width: int | None) -> np.ndarray:
         if self.batcher.size > self.limit:
-            self.clear()
+            self._clear()
         rows = self.batcher.rows(sentences, width)  # (B, T)
         self._reserve(self.batcher.size)
         new = np.unique(rows[~self._encoded[rows]])  # (M,) rows never encoded
