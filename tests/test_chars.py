@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+
+import numpy as np
 import pytest
 import torch
 
@@ -76,6 +79,27 @@ def test_batcher_matches_a_per_character_reference():
             assert batch.char_lengths[b, t] == len(word)
             expected = vocab.encode(word) + [0] * (batch.chars.shape[2] - len(word))
             assert batch.chars[b, t].tolist() == expected
+
+
+def test_threads_sharing_one_batcher_get_each_words_own_characters():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcdefgh"), int(rng.integers(1, 7)))) + str(i) for i in range(20000)]
+    batches = [[words[i : i + 50], words[i + 50 : i + 100]] for i in range(0, 20000, 100)]  # new words only
+    vocab = char_vocab([words])
+    batcher = CharBatcher(vocab, max_word_length=8)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch between almost any two bytecodes
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(batcher.arrays, batches))
+    finally:
+        sys.setswitchinterval(interval)
+    for sentences, (chars, lengths) in zip(batches, results, strict=True):
+        for b, sentence in enumerate(sentences):
+            for t, word in enumerate(sentence):
+                assert chars[b, t, : lengths[b, t]].tolist() == vocab.encode(word[:8])
 
 
 # --- word shapes -----------------------------------------------------------------------------------

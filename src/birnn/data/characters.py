@@ -15,6 +15,7 @@ tensors, so ONNX inference (``CharBatcher.arrays``, ``word_shape``) runs without
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -51,7 +52,8 @@ class CharBatcher:
     e-mail addresses). The only per-character Python work is mapping a word the
     first time it is seen; afterwards a batch costs one dict lookup per token and
     NumPy gathers. The cache grows with the number of distinct words seen;
-    ``clear_cache()`` empties it (e.g. between corpora when streaming).
+    ``clear_cache()`` empties it (e.g. between corpora when streaming). Threads sharing
+    one batcher (a service sharing one predictor) take turns on a lock.
     """
 
     def __init__(self, vocab: Vocab, max_word_length: int = 30) -> None:
@@ -60,10 +62,15 @@ class CharBatcher:
         if not isinstance(max_word_length, int) or max_word_length < 1:
             raise ValueError(f"max_word_length must be a positive integer; got {max_word_length!r}")
         self.vocab, self.max_word_length = vocab, max_word_length
+        self._lock = threading.RLock()
         self.clear_cache()
 
     def clear_cache(self) -> None:
         """Forget every cached word. Row 0 of the table is the padding word (no characters)."""
+        with self._lock:
+            self._clear()
+
+    def _clear(self) -> None:
         self._rows: dict[str, int] = {}
         self._table = np.zeros((1024, self.max_word_length), dtype=np.int64)  # (W, Cmax) char ids
         self._lengths = np.zeros(1024, dtype=np.int64)  # (W,)
@@ -91,8 +98,9 @@ class CharBatcher:
     def words(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """rows: (N,) cache rows (from ``rows``) -> (chars (N, C), char_lengths (N,)) int64, C = the
         longest of these words (at least 1)."""
-        lengths = self._lengths[rows]  # (N,)
-        return self._table[rows, : max(int(lengths.max(initial=0)), 1)], lengths
+        with self._lock:
+            lengths = self._lengths[rows]  # (N,)
+            return self._table[rows, : max(int(lengths.max(initial=0)), 1)], lengths
 
     def rows(self, sentences: Sequence[Sequence[str]], width: int | None = None) -> np.ndarray:
         """(B, T) int64 cache rows of each token, 0 at padding words. T = ``width`` or the longest sentence."""
@@ -104,12 +112,13 @@ class CharBatcher:
         steps = int(lengths.max()) if width is None else width
         if steps < int(lengths.max()):
             raise ValueError(f"width must be >= the longest sentence ({int(lengths.max())} tokens); got {width}")
-        index, add = self._rows, self._add
-        flat = np.fromiter(
-            (index.get(token) or add(token) for sentence in sentences for token in sentence),
-            dtype=np.int64,
-            count=int(lengths.sum()),
-        )
+        with self._lock:
+            index, add = self._rows, self._add
+            flat = np.fromiter(
+                (index.get(token) or add(token) for sentence in sentences for token in sentence),
+                dtype=np.int64,
+                count=int(lengths.sum()),
+            )
         rows = np.zeros((len(sentences), steps), dtype=np.int64)
         rows[np.arange(steps)[None, :] < lengths[:, None]] = flat  # row-major order = token order
         return rows
@@ -121,9 +130,10 @@ class CharBatcher:
         C = the longest (truncated) word in the batch. Sentence order is kept, so a
         length-sorted word batch and its character batch line up.
         """
-        rows = self.rows(sentences, width)
-        char_lengths = self._lengths[rows]  # (B, T)
-        return self._table[rows, : max(int(char_lengths.max()), 1)], char_lengths  # (B, T, C), (B, T)
+        with self._lock:
+            rows = self.rows(sentences, width)
+            char_lengths = self._lengths[rows]  # (B, T)
+            return self._table[rows, : max(int(char_lengths.max()), 1)], char_lengths  # (B, T, C), (B, T)
 
     def __call__(self, sentences: Sequence[Sequence[str]], width: int | None = None) -> CharBatch:
         """``arrays`` as a CharBatch of torch tensors."""
