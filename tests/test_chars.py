@@ -227,6 +227,35 @@ def test_encoders_are_padding_invariant(grad):
             assert (out[0, 1:] == 0).all() and (out[1, 1:] == 0).all()
 
 
+def test_repeated_words_are_encoded_once_with_the_gradient_of_encoding_each():
+    """Each distinct word is encoded once; values and parameter gradients equal encoding every
+    occurrence (the encoder's own encode on all N words); with active dropout every occurrence
+    draws its own mask."""
+    from birnn.nn.chars import distinct_words, select_words
+
+    vocab = char_vocab(SENTENCES)
+    batch = CharBatcher(vocab)([["the", "cat", "the", "a"], ["a", "the", "cat"], ["xyz", "the"]])
+    words, lengths, _ = select_words(*batch)
+    distinct, distinct_lengths, inverse = distinct_words(words, lengths)
+    assert distinct.shape[0] == 4 and torch.equal(distinct[inverse], words)
+    assert torch.equal(distinct_lengths[inverse], lengths)
+    for encoder in _encoders(len(vocab)):
+        encoder.train()
+        out = encoder(*batch)
+        weights = torch.randn_like(out)
+        grads = torch.autograd.grad((out * weights).sum(), list(encoder.parameters()), allow_unused=True)
+        each = encoder.encode(words, lengths)  # every occurrence, no deduplication
+        want = torch.autograd.grad((each * weights[batch.char_lengths > 0]).sum(), list(encoder.parameters()),
+                                   allow_unused=True)
+        torch.testing.assert_close(out[batch.char_lengths > 0], each, atol=1e-6, rtol=1e-5)
+        for got, expected in zip(grads, want, strict=True):
+            if expected is not None:
+                torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+    encoder = CharBiLSTM(len(vocab), dropout=0.5).train()
+    out = encoder(*batch)
+    assert not torch.equal(out[0, 0], out[0, 2])  # two "the": two dropout masks
+
+
 def test_cnn_padding_never_wins_the_max():
     torch.manual_seed(0)
     encoder = CharCNN(5, char_embedding=3, filters=4).eval()

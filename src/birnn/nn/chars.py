@@ -2,9 +2,11 @@
 
 Both map ``(chars (B, T, C) int64, char_lengths (B, T) int64) -> (B, T, D)``,
 with zeros at padding words (``char_lengths == 0``). The N real words are
-gathered into one ``(N, C')`` batch (C' = their longest length), encoded in
-one call, and scattered back: no Python loop over words, and a word's vector
-does not depend on the other words in the batch or on how much padding surrounds it.
+gathered into one ``(N, C')`` batch (C' = their longest length), reduced to
+the distinct ones (a batch repeats "the", ",", "."; not while dropout draws a
+mask per occurrence), encoded in one call, and scattered back: no Python loop
+over words, and a word's vector does not depend on the other words in the batch
+or on how much padding surrounds it.
 
 - ``CharBiLSTM`` (Lample et al. 2016; Plank et al. 2016): r = [→h after the last
   character ; ←h after the first], D = 2·hidden.
@@ -13,6 +15,8 @@ does not depend on the other words in the batch or on how much padding surrounds
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -43,6 +47,28 @@ def select_words(chars: torch.Tensor, char_lengths: torch.Tensor) -> tuple[torch
     lengths = char_lengths[mask]  # (N,)
     width = int(lengths.max()) if lengths.numel() else 1
     return chars[mask][:, :width], lengths, mask
+
+
+def distinct_words(words: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The distinct rows of a batch of words, to encode each once.
+
+    words: (N, C) int64; lengths: (N,) -> distinct (M, C), their lengths (M,), inverse (N,) int64
+    with words = distinct[inverse]. A function f of one word's characters then has
+    f(words)_n = f(distinct)_{inverse_n}, and its gradient sums over the repeats.
+    """
+    distinct, inverse = torch.unique(words, dim=0, return_inverse=True)
+    distinct_lengths = lengths.new_zeros(distinct.shape[0]).scatter_(0, inverse, lengths)
+    return distinct, distinct_lengths, inverse
+
+
+def encode_distinct(encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], words: torch.Tensor,
+                    lengths: torch.Tensor, dropout: nn.Dropout) -> torch.Tensor:
+    """``encode(words, lengths)`` (N, D), computed once per distinct word — unless dropout is active,
+    which must draw its own mask for every occurrence."""
+    if dropout.training and dropout.p > 0:
+        return encode(words, lengths)
+    distinct, distinct_lengths, inverse = distinct_words(words, lengths)
+    return encode(distinct, distinct_lengths)[inverse]
 
 
 def scatter_words(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -93,7 +119,7 @@ class CharBiLSTM(nn.Module):
         words, lengths, mask = select_words(chars, char_lengths)
         if words.shape[0] == 0:
             return self.embedding.weight.new_zeros(*mask.shape, self.output_size)
-        return scatter_words(self.encode(words, lengths), mask)
+        return scatter_words(encode_distinct(self.encode, words, lengths, self.dropout), mask)
 
 
 class CharCNN(nn.Module):
@@ -137,7 +163,7 @@ class CharCNN(nn.Module):
         words, lengths, mask = select_words(chars, char_lengths)
         if words.shape[0] == 0:
             return self.embedding.weight.new_zeros(*mask.shape, self.output_size)
-        return scatter_words(self.encode(words, lengths), mask)
+        return scatter_words(encode_distinct(self.encode, words, lengths, self.dropout), mask)
 
 
 def _check_sizes(**sizes: int) -> None:
