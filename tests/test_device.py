@@ -129,3 +129,47 @@ def test_the_recorder_sees_a_factory_without_device():
     with DefaultDeviceFactories() as recorder:
         torch.zeros(2, device="cpu"), torch.arange(3)
     assert recorder.calls == ["arange"]
+
+
+TEXT = "the time traveller (for so it will be convenient to speak of him) was expounding a recondite matter to us. "
+
+
+def test_language_model_cloze_and_bilm_steps_create_no_tensor_on_the_default_device():
+    """A training step, evaluation and generate / fill / embed of the three language models: every
+    tensor made inside them follows the model's device (the batches are built outside the check)."""
+    from birnn.data import collate
+    from birnn.data.streams import windows
+    from birnn.tasks import BiLMConfig, BiLMTask, ClozeConfig, ClozeTask, LanguageModelTask, LMConfig
+    from birnn.tasks.cloze import masked_examples
+
+    lm = LanguageModelTask.for_text(LMConfig(hidden=6, embedding=4), TEXT)
+    lm_batch = collate(windows(lm.vocab.encode(TEXT), 10)[:4])
+    cloze = ClozeTask.for_tokens(ClozeConfig(hidden=6, embedding=4), list(TEXT))
+    cloze_batch = collate(masked_examples(cloze.vocab.encode(list(TEXT)), cloze.mask_id, 10, 0.3, 1, 0)[:4])
+    bilm = BiLMTask.for_text(BiLMConfig(hidden=6, embedding=4), TEXT.split(". "))
+    bilm_batch = bilm.collate(bilm.text_examples([TEXT], 30)[:3])
+    sentences = bilm.collate([bilm.encode_input(["the", "time"]), bilm.encode_input(["traveller"])])
+    with DefaultDeviceFactories() as recorder:
+        for task, batch in [(lm, lm_batch), (cloze, cloze_batch), (bilm, bilm_batch)]:
+            task.model.train()
+            task.loss(batch).backward()
+            task.model.eval()
+            with torch.no_grad():
+                task.evaluate_batch(batch)
+        lm.generate("time", 5), lm.generate("time", 5, temperature=1.0)
+        with torch.no_grad():
+            bilm.embed(sentences)
+    assert recorder.calls == []
+
+
+@pytest.mark.parametrize("command", [["lm", "--max-tokens", "200", "--heldout", "0"], ["cloze"],
+                                     ["bilm", "--text", "timemachine"]])
+def test_a_missing_cuda_is_one_line_before_a_language_model_writes_anything(tmp_path, capsys, monkeypatch,
+                                                                              command):
+    from birnn.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "run"
+    assert main(["train", *command, "--epochs", "1", "--quiet", "--device", "cuda", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "torch sees no CUDA device" in err and not out.exists()

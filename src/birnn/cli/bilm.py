@@ -12,6 +12,7 @@ from birnn.tasks.bilm import CELLS
 from birnn.train import with_overrides
 
 _B = BiLMRun()
+_DEVICE = "auto (CUDA when torch sees it) | cpu | cuda | cuda:N."
 
 
 @click.command("bilm")
@@ -33,9 +34,10 @@ _B = BiLMRun()
 @click.option("--out", default=Path("runs/bilm"), show_default=True, type=RUN)
 @click.option("--resume", is_flag=True, help="Continue the checkpoint in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def bilm_command(out: Path, resume: bool, quiet: bool, texts: tuple[str, ...], **settings) -> None:
+@click.option("--device", default="auto", show_default=True, help=_DEVICE)
+def bilm_command(out: Path, resume: bool, quiet: bool, device: str, texts: tuple[str, ...], **settings) -> None:
     """Train a forward and a backward character LM on raw text; report each direction's held-out perplexity."""
-    report = run_bilm(with_overrides(_B, texts=tuple(texts), **settings), out, resume, not quiet, click.echo)
+    report = run_bilm(with_overrides(_B, texts=tuple(texts), **settings), out, resume, not quiet, click.echo, device)
     for name, value in report.items():
         click.echo(f"{name} {value:,.3f}" if isinstance(value, float) else f"{name} {value:,}")
 

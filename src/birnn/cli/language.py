@@ -14,6 +14,7 @@ from birnn.train import load_task, with_overrides
 
 _L, _D2L, _C = LMRun(), LMRun.d2l("bilstm"), ClozeRun()
 _MODEL = click.Choice(sorted(MODELS))
+_DEVICE = "auto (CUDA when torch sees it) | cpu | cuda | cuda:N."
 
 
 def register(train_group: click.Group, app: click.Group) -> None:
@@ -47,10 +48,12 @@ def _preset(path: str, *declarations: str, **settings):
 @click.option("--out", default=Path("runs/lm"), show_default=True, type=RUN)
 @click.option("--resume", is_flag=True, help="Continue the checkpoint in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def lm_command(out: Path, resume: bool, quiet: bool, **settings) -> None:
+@click.option("--device", default="auto", show_default=True, help=_DEVICE)
+def lm_command(out: Path, resume: bool, quiet: bool, device: str, **settings) -> None:
     """Train a character language model on The Time Machine (or any text); report training,
     held-out and causal perplexity."""
-    report = run_language_model(LMRun.build(**settings), out, resume, progress=not quiet, log=click.echo)
+    report = run_language_model(LMRun.build(**settings), out, resume, progress=not quiet, log=click.echo,
+                                device=device)
     for name, value in report.items():
         click.echo(f"{name} {value!r}" if isinstance(value, str) else f"{name} {value:.2f}")
 
@@ -86,9 +89,11 @@ def generate_command(run: Path, prefix: str, chars: int, temperature: float, see
 @click.option("--out", default=Path("runs/cloze"), show_default=True, type=RUN)
 @click.option("--resume", is_flag=True, help="Continue the checkpoint in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def cloze_command(out: Path, resume: bool, quiet: bool, **settings) -> None:
+@click.option("--device", default="auto", show_default=True, help=_DEVICE)
+def cloze_command(out: Path, resume: bool, quiet: bool, device: str, **settings) -> None:
     """Train a model to fill masked characters (or words) from both sides; held out: the last 10%."""
-    report = run_cloze(with_overrides(_C, **settings), out, resume, progress=not quiet, log=click.echo)
+    report = run_cloze(with_overrides(_C, **settings), out, resume, progress=not quiet, log=click.echo,
+                       device=device)
     click.echo(f"held-out masked-{report['unit']} accuracy {report['accuracy']:.4f} "
                f"({report['parameters']:,} parameters)")
 

@@ -19,7 +19,8 @@ import numpy as np
 
 from birnn.data import read_tagged, read_text
 from birnn.tasks.bilm import BiLMConfig, BiLMEmbedder, BiLMTask
-from birnn.train import TrainConfig, Trainer, load_task
+from birnn.train import TrainConfig, Trainer, distributed, load_task
+from birnn.train.device import resolve_device
 from birnn.train.trainer import batcher
 
 Log = Callable[[str], Any]
@@ -93,8 +94,10 @@ def epoch_line(epoch: int, row: dict[str, float]) -> str:
 
 
 def run_bilm(run: BiLMRun, out: str | Path, resume: bool = False, progress: bool = True,
-             log: Log = print) -> dict[str, Any]:
-    """Train (or continue) both LMs; -> characters, held-out perplexity per direction and training time."""
+             log: Log = print, device: str = "auto") -> dict[str, Any]:
+    """Train (or continue) both LMs on ``device`` (auto | cpu | cuda | cuda:N); -> characters, held-out
+    perplexity per direction and training time."""
+    where = distributed.rank_device(resolve_device(device))
     train_lines, held_lines = [], []
     for source in run.texts:
         train, held = split_lines(read_lines(source, run.corpora), run.heldout)
@@ -103,6 +106,7 @@ def run_bilm(run: BiLMRun, out: str | Path, resume: bool = False, progress: bool
     task = load_task(out, "checkpoint") if resume else BiLMTask.for_text(run.model, train_lines)
     if resume:
         task.model.train()
+    task.model.to(where)
     train_examples = task.text_examples(train_lines, run.steps)
     held_examples = task.text_examples(held_lines, run.steps) or None
     chars = sum(len(ids) - 1 for ids, _, _ in train_examples)

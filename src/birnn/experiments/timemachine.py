@@ -23,7 +23,8 @@ from birnn.tasks import ClozeConfig, ClozeTask, LanguageModelTask, LMConfig
 from birnn.tasks.cloze import masked_examples, matched_hidden
 from birnn.tasks.encoders import is_bidirectional
 from birnn.tasks.language_model import split_heldout
-from birnn.train import TrainConfig, Trainer, evaluate, load_task, with_overrides
+from birnn.train import TrainConfig, Trainer, distributed, evaluate, load_task, with_overrides
+from birnn.train.device import resolve_device
 
 Log = Callable[[str], Any]
 
@@ -86,12 +87,16 @@ def epoch_line(epoch: int, row: dict[str, float]) -> str:
 
 
 def run_language_model(
-    run: LMRun, out: str | Path, resume: bool = False, progress: bool = True, log: Log = print
+    run: LMRun, out: str | Path, resume: bool = False, progress: bool = True, log: Log = print,
+    device: str = "auto",
 ) -> dict[str, Any]:
-    """Train (or continue) a character LM; -> the perplexities and a greedy continuation."""
+    """Train (or continue) a character LM on ``device`` (auto | cpu | cuda | cuda:N); -> the
+    perplexities and a greedy continuation."""
+    where = distributed.rank_device(resolve_device(device))
     run = run.consistent()
     text, held_text = split_heldout(load_characters(run.data), run.max_tokens, run.heldout, run.steps)
     task = load_task(out, "checkpoint") if resume else LanguageModelTask.for_text(run.model, text)
+    task.model.to(where)
     train, held = task.vocab.encode(text), task.vocab.encode(held_text)
     log(f"{len(train):,} training and {len(held):,} held-out characters")
     batches = task.epoch_examples(train, run.train.batch_size, run.steps, run.train.seed)
@@ -129,14 +134,18 @@ class ClozeRun:
 
 
 def run_cloze(
-    run: ClozeRun, out: str | Path, resume: bool = False, progress: bool = True, log: Log = print
+    run: ClozeRun, out: str | Path, resume: bool = False, progress: bool = True, log: Log = print,
+    device: str = "auto",
 ) -> dict[str, Any]:
-    """Train a cloze model; -> held-out masked-token accuracy and the parameter count."""
+    """Train a cloze model on ``device`` (auto | cpu | cuda | cuda:N); -> held-out masked-token
+    accuracy and the parameter count."""
+    where = distributed.rank_device(resolve_device(device))
     config = run.model
     tokens = list(load_characters(run.data)) if config.unit == "char" else load_words(run.data)
     if run.equal_parameters and not is_bidirectional(config.model):
         config = replace(config, hidden=matched_hidden(config.embedding, config.hidden))
     task = load_task(out, "checkpoint") if resume else ClozeTask.for_tokens(config, tokens)
+    task.model.to(where)
     config = task.config
     ids = task.vocab.encode(tokens)
     cut = int(0.9 * len(ids))

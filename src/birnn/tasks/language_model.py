@@ -23,6 +23,7 @@ from birnn.data import Batch, Vocab, collate
 from birnn.data.streams import Window, random_partition, sequential_partition, windows
 from birnn.spec import padding_mask
 from birnn.tasks.encoders import Encoder, check_model, is_bidirectional, seeded
+from birnn.train.device import model_device, to_device
 
 PARTITIONS = ("random", "sequential")
 
@@ -158,13 +159,14 @@ class LanguageModelTask:
         """Perplexity when every prediction sees only its prefix within a window of ``steps``:
         all prefixes of a window run as one padded batch and each is read at its last position."""
         self.model.eval()
+        device = model_device(self.model)
         nll, count = 0.0, 0
         for inputs, targets in windows(ids, steps):
             prefixes = [(inputs[: n + 1], targets[: n + 1]) for n in range(len(inputs))]
-            batch = collate(prefixes)
+            batch = to_device(collate(prefixes), device)
             logits, _ = self.model(batch.inputs, batch.lengths)  # (steps, steps, V)
-            last = logits[torch.arange(len(prefixes)), batch.lengths - 1]  # prediction after each prefix
-            nll += float(nn.functional.cross_entropy(last, torch.tensor(targets), reduction="sum"))
+            last = logits[torch.arange(len(prefixes), device=device), batch.lengths - 1]  # after each prefix
+            nll += float(nn.functional.cross_entropy(last, torch.tensor(targets, device=device), reduction="sum"))
             count += len(targets)
         return math.exp(nll / count)
 
@@ -183,21 +185,24 @@ class LanguageModelTask:
         if context < 1:
             raise ValueError(f"context must be >= 1; got {context}")
         self.model.eval()
+        device = model_device(self.model)
         rng = np.random.default_rng(seed)
         ids = self.vocab.encode(prefix)
         carried, state, unread = not is_bidirectional(self.config.model), None, ids
         for _ in range(chars):
             if carried:
-                logits, state = self.model(torch.tensor([unread]), torch.tensor([len(unread)]), state)
+                logits, state = self.model(torch.tensor([unread], device=device),
+                                           torch.tensor([len(unread)], device=device), state)
             else:
                 window = ids[-context:]
-                logits, _ = self.model(torch.tensor([window]), torch.tensor([len(window)]))
+                logits, _ = self.model(torch.tensor([window], device=device),
+                                       torch.tensor([len(window)], device=device))
             last = logits[0, -1]
             last[:2] = -math.inf  # never <pad> or <unk>
             if temperature == 0:
                 ids.append(int(last.argmax()))
             else:
-                p = torch.softmax(last / temperature, -1).double().numpy()
+                p = torch.softmax(last / temperature, -1).double().cpu().numpy()
                 ids.append(int(rng.choice(len(p), p=p / p.sum())))
             unread = ids[-1:]
         return "".join(self.vocab.decode(ids))
