@@ -19,7 +19,6 @@ from torch import nn
 from birnn.data import Batch, Vocab, collate
 from birnn.tasks.encoders import check_model, seeded
 from birnn.tasks.tagger import Tagger, TaggerConfig
-from birnn.train.device import model_device, to_device
 
 MASK = "<mask>"
 BLANK = {"char": "_", "word": "[MASK]"}
@@ -117,7 +116,8 @@ class ClozeTask:
         if blank not in tokens:
             raise ValueError(f"text must contain at least one blank {BLANK[self.config.unit]!r}; got {text!r}")
         ids = [self.mask_id if t == blank else self.vocab.encode([t])[0] for t in tokens]
-        batch = to_device(collate([(ids, [0] * len(ids))]), model_device(self.model))
+        device = next(self.model.parameters()).device
+        batch = Batch(*(t.to(device) for t in collate([(ids, [0] * len(ids))])))
         self.model.eval()
         probabilities = torch.softmax(self.model(batch.inputs, batch.lengths)[0], -1)
         probabilities[:, excluded] = 0.0

@@ -23,7 +23,6 @@ from birnn.data import Batch, Vocab, collate
 from birnn.data.streams import Window, random_partition, sequential_partition, windows
 from birnn.spec import padding_mask
 from birnn.tasks.encoders import Encoder, check_model, is_bidirectional, seeded
-from birnn.train.device import model_device, to_device
 
 PARTITIONS = ("random", "sequential")
 
@@ -159,11 +158,11 @@ class LanguageModelTask:
         """Perplexity when every prediction sees only its prefix within a window of ``steps``:
         all prefixes of a window run as one padded batch and each is read at its last position."""
         self.model.eval()
-        device = model_device(self.model)
+        device = next(self.model.parameters()).device
         nll, count = 0.0, 0
         for inputs, targets in windows(ids, steps):
             prefixes = [(inputs[: n + 1], targets[: n + 1]) for n in range(len(inputs))]
-            batch = to_device(collate(prefixes), device)
+            batch = Batch(*(t.to(device) for t in collate(prefixes)))
             logits, _ = self.model(batch.inputs, batch.lengths)  # (steps, steps, V)
             last = logits[torch.arange(len(prefixes), device=device), batch.lengths - 1]  # after each prefix
             nll += float(nn.functional.cross_entropy(last, torch.tensor(targets, device=device), reduction="sum"))
@@ -185,7 +184,7 @@ class LanguageModelTask:
         if context < 1:
             raise ValueError(f"context must be >= 1; got {context}")
         self.model.eval()
-        device = model_device(self.model)
+        device = next(self.model.parameters()).device
         rng = np.random.default_rng(seed)
         ids = self.vocab.encode(prefix)
         carried, state, unread = not is_bidirectional(self.config.model), None, ids
