@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from birnn.data.characters import WORD_SHAPES, shape_rules
+from birnn.nn.chars import scatter_words
 from birnn.nn.exportable import WordChars, crf_marginals, packed_rnn, viterbi_decode
 from birnn.tasks.tagger import Tagger
 
@@ -79,8 +80,7 @@ def word_level_inputs(encoder: nn.Module | None, batch: Any, fields: Sequence[st
     module = WordChars(encoder).eval()
     with torch.no_grad():
         vectors = module(*words.values())  # (N, D)
-    char_vectors = vectors.new_zeros(*mask.shape, vectors.shape[-1])
-    char_vectors[mask] = vectors
+    char_vectors = scatter_words(vectors, mask)  # (B, T, D)
     axes = {"chars": {0: "words", 1: "characters"}, "char_lengths": {0: "words"}, "char_vectors": {0: "words"}}
     graph = OnnxGraph(module, words, ("char_vectors",), axes, {})
     first, rest = dict(list(example.items())[:2]), dict(list(example.items())[2:])
