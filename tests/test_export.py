@@ -139,6 +139,25 @@ def test_onnx_predictor_equals_the_torch_predictor(exported):
     assert stream == [eager.predict([sentences[0]])[0], [], eager.predict([sentences[1]])[0]]
 
 
+def test_onnx_batches_cut_by_length_predict_as_one(exported, monkeypatch):
+    """Every distinct length its own onnxruntime call (free calls) or the whole batch in one: the
+    same tags, probabilities and features as the torch predictor, in input order."""
+    import birnn.serve.onnx_predictor as onnx_predictor
+
+    task, path = exported
+    sentences = _sentences(11, 9, 10)
+    eager = Predictor(task, batch_size=16)
+    for costs in ((0.0, 0.0), (0.0, 1e9)):
+        monkeypatch.setattr(onnx_predictor, "STEP_ROWS", costs[0])
+        monkeypatch.setattr(onnx_predictor, "CALL_CELLS", costs[1])
+        onnx = OnnxPredictor(path.parent, batch_size=16, threads=1)
+        assert onnx.predict(sentences) == eager.predict(sentences)
+        for got, want in zip(onnx.predict_proba(sentences), eager.predict_proba(sentences), strict=True):
+            np.testing.assert_allclose(got, want, atol=1e-5)
+        for got, want in zip(onnx.embed(sentences), eager.embed(sentences), strict=True):
+            np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 def test_numpy_featurisation_equals_the_tasks(exported):
     """Word, length and shape ids exactly; the cached character vectors to 1e-5 of encoding every
     token, in a first batch and in a second that meets some words again."""
