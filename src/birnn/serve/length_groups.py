@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def length_groups(lengths: Sequence[int], step_rows: float, call_cells: float) -> list[tuple[int, int]]:
+def length_groups(lengths: Sequence[int] | np.ndarray, step_rows: float, call_cells: float) -> list[tuple[int, int]]:
     """lengths: (n,) non-decreasing, n >= 1 -> the groups ``[(0, j_1), (j_1, j_2), …, (j_k, n)]``
     of least total ``cost`` (the module docstring's equation); of equal costs, the larger last group."""
     sizes = np.asarray(lengths, dtype=np.float64)
