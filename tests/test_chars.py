@@ -256,6 +256,19 @@ def test_repeated_words_are_encoded_once_with_the_gradient_of_encoding_each():
     assert not torch.equal(out[0, 0], out[0, 2])  # two "the": two dropout masks
 
 
+def test_a_hash_collision_falls_back_to_comparing_whole_words(monkeypatch):
+    """Every word hashed alike (all keys 0): the check catches it and the rows are compared whole."""
+    import birnn.nn.chars as chars
+    from birnn.nn.chars import distinct_words, select_words
+
+    batch = CharBatcher(char_vocab(SENTENCES))([["the", "cat", "the", "a"], ["a", "the", "cat"]])
+    words, lengths, _ = select_words(*batch)
+    monkeypatch.setattr(chars, "_hash_powers", lambda width, device: torch.zeros(width, dtype=torch.int64))
+    distinct, distinct_lengths, inverse = distinct_words(words, lengths)
+    assert distinct.shape[0] == 3 and torch.equal(distinct[inverse], words)
+    assert torch.equal(distinct_lengths[inverse], lengths)
+
+
 def test_cnn_padding_never_wins_the_max():
     torch.manual_seed(0)
     encoder = CharCNN(5, char_embedding=3, filters=4).eval()

@@ -110,9 +110,33 @@ def log_partition(
     """log Z = log Σ_h exp s(h) over all K^T label paths. -> (B,).
 
     Its gradient with respect to ``log_unary`` is the unary marginals, with
-    respect to ``log_trans`` the pairwise marginals summed over time.
+    respect to ``log_trans`` the pairwise marginals summed over time, with respect
+    to ``log_start`` the marginals of the first step; autograd gets them from one
+    backward recursion (``_LogPartition``) rather than by differentiating the
+    forward recursion step by step.
     """
+    lengths = check_chain(log_start, log_trans, log_unary, lengths)
+    sequential = _resolve(method, log_unary) == "sequential"
+    if sequential and torch.is_grad_enabled() and any(t.requires_grad for t in (log_start, log_trans, log_unary)):
+        log_z: torch.Tensor = _LogPartition.apply(log_start, log_trans, log_unary, lengths)
+        return log_z
     return forward(log_start, log_trans, log_unary, lengths, method)[1]
+
+
+class _LogPartition(torch.autograd.Function):
+    """log Z by the sequential recursion, with the forward–backward identity as its gradient
+    (``sequential.log_z_gradients``). Not twice differentiable: a second derivative of log Z
+    goes through ``marginals``."""
+
+    @staticmethod
+    def forward(ctx, log_start, log_trans, log_unary, lengths):  # type: ignore[no-untyped-def]
+        ctx.scaled = _sequential.scaled_forward(log_start, log_trans, log_unary, lengths)
+        return _sequential.scaled_log_z(ctx.scaled, lengths).to(log_unary.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_z):  # type: ignore[no-untyped-def]
+        return (*_sequential.log_z_gradients(ctx.scaled, grad_z), None)
 
 
 def _forward_backward(log_start, log_trans, log_unary, lengths, method):

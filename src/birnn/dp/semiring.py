@@ -58,17 +58,15 @@ def max_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.unsqueeze(-1) + b.unsqueeze(-3)).amax(dim=-2)
 
 
-def log_vecmat(v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """Log-semiring vector–matrix product. v: (B, K), m: (K, K) or (B, K, K) -> (B, K).
+def exp_shifted(m: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A log-score matrix as a GEMM operand: m (K, K) -> (exp(m - s) in the accumulation dtype
+    (``wide``), s), s = the finite maxima of m along ``dim`` (kept as a size-1 dim, not
+    differentiated), so that m = s + log exp(m - s) with every entry of exp(m - s) in [0, 1]."""
+    shift = finite_or_zero(m.amax(dim=dim, keepdim=True).detach())
+    return torch.exp(m - shift).to(wide(m)), shift
 
-    (v ⊗ M)[j] = log Σ_i exp(v[i] + M[i, j]).
-    """
-    return logsumexp(v.unsqueeze(-1) + m, dim=-2)
 
-
-def log_matvec(m: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Log-semiring matrix–vector product. m: (K, K) or (B, K, K), v: (B, K) -> (B, K).
-
-    (M ⊗ v)[i] = log Σ_j exp(M[i, j] + v[j]).
-    """
-    return logsumexp(m + v.unsqueeze(-2), dim=-1)
+def wide(x: torch.Tensor) -> torch.dtype:
+    """float64 where the device has it (not Apple's MPS): the dtype the log-space GEMMs accumulate
+    in, so terms underflow only ~708 (not ~87) below their maxima."""
+    return x.dtype if x.device.type == "mps" else torch.float64

@@ -55,10 +55,31 @@ def distinct_words(words: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Te
     words: (N, C) int64; lengths: (N,) -> distinct (M, C), their lengths (M,), inverse (N,) int64
     with words = distinct[inverse]. A function f of one word's characters then has
     f(words)_n = f(distinct)_{inverse_n}, and its gradient sums over the repeats.
+
+    Rows are told apart by a 64-bit polynomial hash, key = Σ_c words[:, c] · P^c (mod 2^64), and
+    the result is checked (distinct[inverse] == words); on a collision the rows are compared
+    whole (``torch.unique(dim=0)``, several times slower on a CPU).
     """
-    distinct, inverse = torch.unique(words, dim=0, return_inverse=True)
+    powers = _hash_powers(words.shape[1], words.device)  # (C,)
+    _, inverse = torch.unique((words * powers).sum(-1), return_inverse=True)  # (N,)
+    count = int(inverse.max()) + 1 if inverse.numel() else 0
+    positions = torch.arange(len(inverse), device=words.device)
+    first = positions.new_full((count,), len(inverse)).scatter_reduce_(0, inverse, positions, reduce="amin")
+    distinct = words[first]  # (M, C)
+    if not torch.equal(distinct[inverse], words):  # a collision of two different words
+        distinct, inverse = torch.unique(words, dim=0, return_inverse=True)
     distinct_lengths = lengths.new_zeros(distinct.shape[0]).scatter_(0, inverse, lengths)
     return distinct, distinct_lengths, inverse
+
+
+def _hash_powers(width: int, device: torch.device) -> torch.Tensor:
+    """(width,) int64: P^c mod 2^64 as signed 64-bit integers (P a large odd constant), so that
+    int64 products and sums wrap around as the hash needs."""
+    values, power = [], 1
+    for _ in range(width):
+        values.append(power - (1 << 64) if power >= 1 << 63 else power)
+        power = power * 0x9E3779B97F4A7C15 % (1 << 64)
+    return torch.tensor(values, dtype=torch.int64, device=device)
 
 
 def encode_distinct(encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], words: torch.Tensor,
