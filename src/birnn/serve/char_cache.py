@@ -75,7 +75,7 @@ class CharVectorCache:
         rows = self.batcher.rows(sentences, width)  # (B, T)
         self._reserve(self.batcher.size)
         new = np.unique(rows[~self._encoded[rows]])  # (M,) rows never encoded
-        for part in self._chunks(new):
+        for part in self._chunks(new) if len(new) else []:
             vectors = self.encode(*self.batcher.words(part))
             if vectors.shape != (len(part), self.size):
                 raise ValueError(f"the character encoder returned shape {vectors.shape}; "
