@@ -15,6 +15,8 @@ The same sentences for every engine: UD English EWT test (``--data-dir``, defaul
 - batch 1: every sentence of the first ``--latency-sentences`` alone -> tokens/s and the
   p50/p99 milliseconds per sentence; "20 tok p50": the median over (up to as many of) the test
   sentences of exactly 20 tokens, each predicted alone;
+- onnxruntime int8: the same export with ``--quantize int8`` (``serve.onnx_quantize``), its own
+  row, and a line of test accuracy against the gold tags for every birnn engine (what int8 costs);
 - end to end: ``birnn predict RUN --input conllu <test file>`` in a new process, from process
   start to exit (imports, loading, reading, featurising, predicting, writing CoNLL).
 
@@ -181,10 +183,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         recording = Recording()
         run = args.run or _train_small(args.data_dir, Path(scratch), args.threads)
-        sentences = [tokens for tokens, _ in read_tagged(test_file)][: 300 if args.quick else None]
+        tagged = list(read_tagged(test_file))[: 300 if args.quick else None]
+        sentences = [tokens for tokens, _ in tagged]
         alone = sentences[: args.latency_sentences]
         twenty = [tokens for tokens in sentences if len(tokens) == 20][: args.latency_sentences]
         export(load_task(run), Path(scratch) / "model.onnx")
+        (Path(scratch) / "int8").mkdir()
+        export(load_task(run), Path(scratch) / "int8" / "model.onnx", quantize="int8")
         print(f"# Tagger prediction: {run.name} on EWT test ({len(sentences):,} sentences, "
               f"{sum(map(len, sentences)):,} tokens), {args.threads} threads\n")
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the start\n")
@@ -192,8 +197,10 @@ def main() -> None:
               f"{'p99 ms':>8} {'20 tok p50':>11}")
         eager = Predictor(load_task(run), batch_size=256, threads=args.threads)
         onnx = OnnxPredictor(Path(scratch), batch_size=256, threads=args.threads)
+        int8 = OnnxPredictor(Path(scratch) / "int8", batch_size=256, threads=args.threads)
         engines: dict[str, tuple[Predict, Callable[[], None]]] = {
-            "birnn torch eager": (eager.predict, lambda: None), "birnn onnxruntime": (onnx.predict, onnx.clear_cache)}
+            "birnn torch eager": (eager.predict, lambda: None), "birnn onnxruntime": (onnx.predict, onnx.clear_cache),
+            "birnn onnxruntime int8": (int8.predict, int8.clear_cache)}
         skipped = {}
         for name, peer in (("spaCy " + args.spacy_model, _spacy(args.spacy_model, 256)),
                            ("flair", _flair(args.flair_model, 256))):
@@ -205,6 +212,10 @@ def main() -> None:
         rows = {name: _row(name, predict, sentences, alone, twenty, rates[name], forget)
                 for name, (predict, forget) in engines.items()}
         rows["torch"], rows["onnx"] = rows["birnn torch eager"], rows["birnn onnxruntime"]
+        gold = [tag for _, tags in tagged for tag in tags]
+        accuracy = {name: 100 * statistics.fmean(a == b for a, b in zip(
+            (tag for tags in predict(sentences) for tag in tags), gold, strict=True))
+            for name, predict in (("torch", eager.predict), ("onnxruntime", onnx.predict), ("int8", int8.predict))}
         for name, reason in skipped.items():
             print(f"{name:<22} skipped: {reason}")
         onnx.predict(sentences)
@@ -212,6 +223,9 @@ def main() -> None:
         print(f"\nonnxruntime / torch at batch 256: {rows['onnx']['batch'] / rows['torch']['batch']:.2f}× wall, "
               f"{rows['onnx']['cpu'] / rows['torch']['cpu']:.2f}× per CPU-second; with every test word's "
               f"character vector already cached: {warm:,.0f} tok/s, {warm / rows['torch']['batch']:.2f}× torch")
+        quantised = rows["birnn onnxruntime int8"]["batch"] / rows["onnx"]["batch"]
+        print(f"onnxruntime int8 / float at batch 256: {quantised:.2f}×; "
+              "test accuracy " + ", ".join(f"{name} {value:.2f}" for name, value in accuracy.items()))
         if not args.quick:
             seconds = {engine: _end_to_end(target, test_file, engine, args.threads)
                        for engine, target in (("onnx", scratch), ("torch", str(run)))}

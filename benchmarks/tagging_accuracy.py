@@ -32,6 +32,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from _report import Recording, add_option, finish
 from birnn.experiments.tagging import TagRun, run_tagger, score_file
 
@@ -164,12 +166,17 @@ def main() -> None:
     parser.add_argument("--bilm", type=Path, help="a biLM run: adds the bilm (and train+dev+bilm) rows")
     parser.add_argument("--variants", nargs="+", metavar="VARIANT",
                         help="train and print only these rows (e.g. bilm train+dev)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of this process [1]: one per process when several share the cores")
     parser.add_argument("--section", default="tagging_accuracy",
                         help="the section of the report this table replaces [tagging_accuracy]")
     add_option(parser)
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1; got {args.seeds}")
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1; got {args.threads}")
+    torch.set_num_threads(args.threads)
     if args.bilm is not None and not (args.bilm / "summary.json").exists():
         parser.error(f"--bilm {args.bilm}: not a finished biLM run (no summary.json)")
     args.root.mkdir(parents=True, exist_ok=True)
@@ -189,7 +196,7 @@ def main() -> None:
             variants = {name: variants[name] for name in args.variants}
         for row in table_rows(preset, args.seeds, variants, args.root, args.data, not args.no_train):
             print(row)
-    print("\ntrain min: the training loops' time as measured during each run, one torch thread per run;"
+    print(f"\ntrain min: the training loops' time as measured during each run, {args.threads} torch thread(s) per run;"
           " runs that shared the machine with other work take longer than on a quiet one")
     finish(args, args.section, recording, peers=("seqeval",))
 

@@ -270,3 +270,42 @@ def test_the_character_graph_is_found_beside_the_model_and_its_absence_named(exp
         shutil.copy(path.with_suffix(name.removeprefix("tagger")), tmp_path / name)
     with pytest.raises(OSError, match=r"model\.chars\.onnx: missing"):
         OnnxPredictor(tmp_path)
+
+
+@pytest.mark.parametrize("name, ops", [("bilstm-chars-shapes-crf-bioes", ["LSTM", "MatMul"]),
+                                       ("bigru-crf", ["MatMul"])])
+def test_int8_export_stays_close_to_the_float_export(tmp_path, name, ops):
+    """--quantize int8: the LSTM and MatMul weights become int8 (GRU nodes have no quantised kernel
+    and stay float), the JSON records the example's gaps, and predictions stay near float32's
+    (probabilities within 0.05, at least 95% of the tags equal)."""
+    import onnx
+
+    task = TaggingTask.for_data(CONFIGS[name], _training_data())
+    _randomise_crf(task)
+    for folder in ("float", "int8"):
+        (tmp_path / folder).mkdir()
+    export(task, tmp_path / "float" / "model.onnx")
+    export(task, tmp_path / "int8" / "model.onnx", quantize="int8")
+    record = json.loads((tmp_path / "int8" / "model.json").read_text())["quantization"]
+    assert record["weights"] == "int8" and record["files"]["model.onnx"]["ops"] == ops
+    if "chars" in name:
+        assert record["files"]["model.chars.onnx"]["ops"] == ["LSTM"]
+    kinds = {node.op_type for node in onnx.load(str(tmp_path / "int8" / "model.onnx")).graph.node}
+    assert ("DynamicQuantizeLSTM" in kinds) == ("LSTM" in ops) and "LSTM" not in kinds
+    assert ("GRU" in kinds) == ("bigru" in name)
+    gaps = record["files"]["model.onnx"]["example_gaps"]
+    assert 0 < gaps["probabilities"] < 0.05 and gaps["features"] < 0.05
+    exact, int8 = OnnxPredictor(tmp_path / "float", threads=1), OnnxPredictor(tmp_path / "int8", threads=1)
+    sentences = _sentences(30, 8, 12)
+    for want, got in zip(exact.predict_proba(sentences), int8.predict_proba(sentences), strict=True):
+        np.testing.assert_allclose(got, want, atol=0.05)
+    pairs = [(a, b) for w, g in zip(exact.predict(sentences), int8.predict(sentences), strict=True)
+             for a, b in zip(w, g, strict=True)]
+    assert np.mean([a == b for a, b in pairs]) >= 0.95
+
+
+def test_export_refuses_an_unknown_quantisation(tmp_path):
+    task = TaggingTask.for_data(CONFIGS["bilstm"], _training_data())
+    with pytest.raises(ValueError, match="quantize must be None or 'int8'; got 'int4'"):
+        export(task, tmp_path / "model.onnx", quantize="int4")
+    assert main(["export", "nowhere", "--to", str(tmp_path / "m.onnx"), "--quantize", "int4"]) == 2

@@ -12,7 +12,9 @@ Files: ``path`` (the graph), for a network that reads characters ``model.chars.o
 the character graph's, with its file name, under ``char_encoder``), vocabularies (``words``,
 ``chars``, ``tags`` as id -> string lists, id 0 padding, 1 unknown), ``lowercase``,
 ``max_word_length``, the word-shape rules, the tag ``labels`` and schemes — everything a program
-in any language needs to feed the graph and read its outputs.
+in any language needs to feed the graph and read its outputs. With ``quantize="int8"`` both
+graphs are then rewritten with int8 weights (``serve.onnx_quantize``) and the JSON's
+``quantization`` records what was quantised and how far each output moved on the example.
 """
 
 from __future__ import annotations
@@ -51,10 +53,13 @@ def char_graph_path(onnx_path: str | Path) -> Path:
     return Path(onnx_path).with_suffix(".chars.onnx")
 
 
-def export(task: Any, path: str | Path, check: bool = True) -> OnnxGraph:
+def export(task: Any, path: str | Path, check: bool = True, quantize: str | None = None) -> OnnxGraph:
     """Write ``task`` to ``path`` (.onnx), its character graph and its JSON beside it; with ``check``,
-    run each file in onnxruntime on the example batch and raise ExportMismatch if it differs from torch."""
+    run each file in onnxruntime on the example batch and raise ExportMismatch if it differs from torch;
+    ``quantize="int8"``: then store the weights as int8 (checked float graphs first)."""
     path = Path(path)
+    if quantize not in (None, "int8"):
+        raise ValueError(f"quantize must be None or 'int8'; got {quantize!r}")
     if path.suffix != ".onnx":
         raise ValueError(f"the export file must end in .onnx; got {path}")
     if not path.parent.is_dir():
@@ -66,11 +71,25 @@ def export(task: Any, path: str | Path, check: bool = True) -> OnnxGraph:
         parts.append((char_graph_path(path), graph.chars))
         config = config | {"char_encoder": config["char_encoder"] | {"file": char_graph_path(path).name}}
     written = [(file, part, _write(part, file)) for file, part in parts]
-    write_atomic(config_path(path), json.dumps(config, ensure_ascii=False, indent=1).encode())
-    if check:
+    if check or quantize:
         for file, part, expected in written:
             _check(file, part, expected)
+    if quantize:
+        config = config | {"quantization": _quantize(written)}
+    write_atomic(config_path(path), json.dumps(config, ensure_ascii=False, indent=1).encode())
     return graph
+
+
+def _quantize(written: list[tuple[Path, OnnxGraph, list[np.ndarray]]]) -> dict[str, Any]:
+    """Each written file rewritten with int8 weights; the JSON's record: per file the op types
+    quantised and each output's gap to torch on the example (``onnx_quantize.output_gaps``)."""
+    from birnn.serve.onnx_quantize import output_gaps, quantize_int8
+
+    files = {}
+    for file, part, expected in written:
+        ops = quantize_int8(file)
+        files[file.name] = {"ops": ops, "example_gaps": output_gaps(part.outputs, expected, _run(file, part))}
+    return {"weights": "int8", "method": "onnxruntime dynamic quantisation", "files": files}
 
 
 def _write(graph: OnnxGraph, path: Path) -> list[np.ndarray]:
@@ -100,12 +119,17 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _check(path: Path, graph: OnnxGraph, expected: list[np.ndarray]) -> None:
+def _run(path: Path, graph: OnnxGraph) -> list[np.ndarray]:
+    """onnxruntime's outputs of the file ``path`` on the graph's example inputs."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feeds = {name: value.cpu().numpy() for name, value in graph.inputs.items()}
-    for name, want, got in zip(graph.outputs, expected, session.run(list(graph.outputs), feeds), strict=True):
+    return list(session.run(list(graph.outputs), feeds))
+
+
+def _check(path: Path, graph: OnnxGraph, expected: list[np.ndarray]) -> None:
+    for name, want, got in zip(graph.outputs, expected, _run(path, graph), strict=True):
         gap = float(np.abs(want.astype(np.float64) - got.astype(np.float64)).max()) if want.size else 0.0
         if gap > TOLERANCE:
             raise ExportMismatch(f"{path}: onnxruntime's {name!r} differs from torch's by {gap:.3g} on the example")
