@@ -187,15 +187,16 @@ def main() -> None:
         sentences = [tokens for tokens, _ in tagged]
         alone = sentences[: args.latency_sentences]
         twenty = [tokens for tokens in sentences if len(tokens) == 20][: args.latency_sentences]
-        export(load_task(run), Path(scratch) / "model.onnx")
+        task = load_task(run)  # export traces a copy of its network
+        export(task, Path(scratch) / "model.onnx")
         (Path(scratch) / "int8").mkdir()
-        export(load_task(run), Path(scratch) / "int8" / "model.onnx", quantize="int8")
+        export(task, Path(scratch) / "int8" / "model.onnx", quantize="int8")
         print(f"# Tagger prediction: {run.name} on EWT test ({len(sentences):,} sentences, "
               f"{sum(map(len, sentences)):,} tokens), {args.threads} threads\n")
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the start\n")
         print(f"{'engine':<22} {'batch 256 tok/s':>14} {'tok/CPU-second':>13} {'batch 1 tok/s':>12} {'p50 ms':>8} "
               f"{'p99 ms':>8} {'20 tok p50':>11}")
-        eager = Predictor(load_task(run), batch_size=256, threads=args.threads)
+        eager = Predictor(task, batch_size=256, threads=args.threads)
         onnx = OnnxPredictor(Path(scratch), batch_size=256, threads=args.threads)
         int8 = OnnxPredictor(Path(scratch) / "int8", batch_size=256, threads=args.threads)
         engines: dict[str, tuple[Predict, Callable[[], None]]] = {
