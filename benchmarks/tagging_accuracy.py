@@ -16,7 +16,11 @@ epoch of the preset's seeds on dev), the WNUT-17 shared task's protocol. With ``
 ``birnn train bilm`` run) every seed of the preset is also trained with the biLM's frozen vectors
 (``bilm``), and for NER on train + dev with them (``train+dev+bilm``). ``--variants`` trains only
 the rows named (several processes can share the work, each with ``--no-report``), ``--section``
-names the section of docs/performance.md the table replaces. Training time is the
+names the section of docs/performance.md the table replaces. ``--ensemble K`` adds, for every
+multi-seed row, a row of ensembles (``birnn ensemble``): the row's seeds in consecutive groups of
+K, each group one ensemble (``PRESET-VARIANT-ensK-sFIRST``), scored like a run; its train min is
+the sum of its members'. ``--first-seed`` shifts the seeds, so that several processes can train
+different seeds of one row. Training time is the
 training loops' sum (dev evaluation excluded) from metrics.csv; ``epochs`` lists each seed's
 epochs (early stopping ends NER runs before the preset's 40), ``*`` marking a run scored
 unfinished under ``--no-train``.
@@ -36,6 +40,7 @@ import torch
 
 from _report import Recording, add_option, finish
 from birnn.experiments.tagging import TagRun, run_tagger, score_file
+from birnn.train.ensemble import save_ensemble
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 FILES = {
@@ -111,6 +116,30 @@ def partial_scores(run: TagRun, out: Path) -> dict[str, Any] | None:
     return {"dev": max(dev), "test": test, "unfinished": not done} | training_time(out)
 
 
+def ensemble_scores(preset: str, changes: dict[str, Any], seeds: range, data: Path, root: Path, variant: str,
+                    train: bool) -> dict[str, Any] | None:
+    """The scores of the ensemble of the runs of ``seeds`` (trained first if missing), or None
+    when ``train`` is off and a member is missing."""
+    out = root / f"{preset}-{variant}-ens{len(seeds)}-s{seeds[0]}"
+    table = out / "table.json"
+    if table.exists():
+        return json.loads(table.read_text())
+    members = [finished_run(tag_run(preset, changes, seed, data, root), root / f"{preset}-{variant}-s{seed}", train)
+               for seed in seeds]
+    if any(member is None or member.get("unfinished") for member in members):
+        return None
+    if not (out / "best").exists():
+        save_ensemble([root / f"{preset}-{variant}-s{seed}" for seed in seeds], out)
+    run = tag_run(preset, changes, seeds[0], data, root)
+    dev = score_file(out, run.dev_file, run.file_format, run.column) if run.dev_file else None
+    scores = {"dev": dev[SCORES[preset][0]] if dev else None,
+              "test": score_file(out, run.test_file, run.file_format, run.column),
+              "epochs": "+".join(str(m["epochs"]) for m in members if m),
+              "train_seconds": sum(m["train_seconds"] for m in members if m)}
+    table.write_text(json.dumps(scores, indent=1))
+    return scores
+
+
 def mean_sd(values: list[float | None]) -> str:
     if any(v is None for v in values):
         return "—"
@@ -132,24 +161,31 @@ def variants_of(preset: str, ablation: bool, bilm: Path | None) -> dict[str, dic
     return variants
 
 
-def table_rows(preset: str, seeds: int, variants: dict[str, dict[str, Any]], root: Path, data: Path,
-               train: bool) -> list[str]:
+def table_row(preset: str, variant: str, found: list[dict[str, Any] | None]) -> str:
     main, *extra = SCORES[preset]
+    scores = [s for s in found if s is not None]
+    if not scores:
+        return f"| {preset} | {variant} | 0 | not run |"
+    tests = [s["test"] for s in scores]
+    cells = [mean_sd([s["dev"] for s in scores]), mean_sd([t[main] for t in tests])]
+    cells += [mean_sd([t[key] for t in tests]) for key in extra]
+    minutes = statistics.mean(s["train_seconds"] for s in scores) / 60
+    epochs = "/".join(str(s["epochs"]) + ("*" if s.get("unfinished") else "") for s in scores)
+    return f"| {preset} | {variant} | {len(scores)} | " + " | ".join(cells) + f" | {epochs} | {minutes:.1f} |"
+
+
+def table_rows(preset: str, seeds: range, variants: dict[str, dict[str, Any]], root: Path, data: Path,
+               train: bool, ensemble: int | None = None) -> list[str]:
     rows = []
     for variant, changes in variants.items():
-        runs = range(seeds) if variant in MULTI_SEED else range(1)
-        found = [finished_run(tag_run(preset, changes, seed, data, root), root / f"{preset}-{variant}-s{seed}", train)
-                 for seed in runs]
-        scores = [s for s in found if s is not None]
-        if not scores:
-            rows.append(f"| {preset} | {variant} | 0 | not run |")
-            continue
-        tests = [s["test"] for s in scores]
-        cells = [mean_sd([s["dev"] for s in scores]), mean_sd([t[main] for t in tests])]
-        cells += [mean_sd([t[key] for t in tests]) for key in extra]
-        minutes = statistics.mean(s["train_seconds"] for s in scores) / 60
-        epochs = "/".join(str(s["epochs"]) + ("*" if s.get("unfinished") else "") for s in scores)
-        rows.append(f"| {preset} | {variant} | {len(scores)} | " + " | ".join(cells) + f" | {epochs} | {minutes:.1f} |")
+        runs = seeds if variant in MULTI_SEED else seeds[:1]
+        rows.append(table_row(preset, variant, [
+            finished_run(tag_run(preset, changes, seed, data, root), root / f"{preset}-{variant}-s{seed}", train)
+            for seed in runs]))
+        if ensemble and variant in MULTI_SEED:
+            groups = [runs[i:i + ensemble] for i in range(0, len(runs) - ensemble + 1, ensemble)]
+            rows.append(table_row(preset, f"{variant}, ensembles of {ensemble}", [
+                ensemble_scores(preset, changes, group, data, root, variant, train) for group in groups]))
     return rows
 
 
@@ -159,6 +195,9 @@ def main() -> None:
                         help="run directories [runs/tagging-table]")
     parser.add_argument("--data", type=Path, default=DATA, help="the shared corpora [../shared/data]")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of each preset row [3]")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first of them [0]")
+    parser.add_argument("--ensemble", type=int, metavar="K",
+                        help="also a row of ensembles of K seeds for every multi-seed row")
     parser.add_argument("--only", choices=sorted(FILES), help="one preset only")
     parser.add_argument("--no-ablation", action="store_true", help="the preset rows only")
     parser.add_argument("--no-train", action="store_true",
@@ -174,6 +213,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1; got {args.seeds}")
+    if args.ensemble is not None and not 2 <= args.ensemble <= args.seeds:
+        parser.error(f"--ensemble must lie in [2, --seeds={args.seeds}]; got {args.ensemble}")
     if args.threads < 1:
         parser.error(f"--threads must be >= 1; got {args.threads}")
     torch.set_num_threads(args.threads)
@@ -194,7 +235,8 @@ def main() -> None:
             if unknown:
                 parser.error(f"--variants: {', '.join(sorted(unknown))} not among {', '.join(variants)}")
             variants = {name: variants[name] for name in args.variants}
-        for row in table_rows(preset, args.seeds, variants, args.root, args.data, not args.no_train):
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        for row in table_rows(preset, seeds, variants, args.root, args.data, not args.no_train, args.ensemble):
             print(row)
     print(f"\ntrain min: the training loops' time as measured during each run, {args.threads} torch thread(s) per run;"
           " runs that shared the machine with other work take longer than on a quiet one")

@@ -105,7 +105,8 @@ def test_bioes_marginals_are_reported_in_bio_labels(tmp_path):
     model, tokens = _ner(tmp_path, "bioes")
     assert sorted(model.labels) == ["B-LOC", "B-PER", "I-PER", "O"]
     task = model.task
-    internal = task._marginals(task._emissions(task.collate([task.encode_input(tokens[0])])), torch_lengths(tokens[0]))
+    emissions, crf = task._scores(task.collate([task.encode_input(tokens[0])]))
+    internal = task._marginals(emissions, torch_lengths(tokens[0]), crf)
     bio = model.predict_proba(tokens[:1])[0]
     for j, label in enumerate(model.labels):
         parts = [k for k, tag in enumerate(task.tags.itos) if task._external_label(tag) == label]

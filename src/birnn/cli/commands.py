@@ -64,6 +64,7 @@ _COMMANDS: dict[str, Callable[[], click.Command]] = {
     "evaluate": _command("train", "evaluate_command"),
     "predict": _command("predict", "predict_command"),
     "export": _command("export", "export_command"),
+    "ensemble": _command("ensemble", "ensemble_command"),
     "generate": _command("language", "generate_command"),
     "fill": _command("language", "fill_command"),
     "embed": _command("bilm", "embed_command"),

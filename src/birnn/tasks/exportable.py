@@ -228,6 +228,8 @@ GRAPHS: dict[str, Callable[[Any], OnnxGraph]] = {"tagging": tagging_graph, "cloz
 def onnx_graph(task: Any) -> OnnxGraph:
     """The exportable graph of a trained task; ValueError for a kind that has none."""
     kind = getattr(task, "kind", type(task).__name__)
+    if hasattr(task, "members"):
+        raise ValueError(f"an ensemble of {len(task.members)} models cannot be exported to ONNX; export a member")
     if kind not in GRAPHS:
         raise ValueError(f"a {kind} model cannot be exported to ONNX; exportable kinds: {sorted(GRAPHS)}")
     return GRAPHS[kind](task)

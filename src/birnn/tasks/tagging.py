@@ -18,6 +18,7 @@ from torch import nn
 from birnn.data import Vocab, pad
 from birnn.data.characters import CharBatcher, char_vocab, singleton_word_dropout, word_shape_ids
 from birnn.data.tagschemes import allowed_transitions, bio_to_bioes, bioes_to_bio, detect_scheme
+from birnn.nn.crf import CRF
 from birnn.spec import padding_mask
 from birnn.tasks.bilm import BiLMEmbedder, batch_context, with_vectors
 from birnn.tasks.encoders import seeded
@@ -192,19 +193,26 @@ class TaggingTask:
         return {k: float(v) for k, v in result.items()}
 
     # ----- prediction ----------------------------------------------------------------------------
-    def _best_ids(self, emissions: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+    def _scores(self, batch: TaggingBatch) -> tuple[torch.Tensor, CRF | None]:
+        """What decoding reads: the emission scores (B, T, K) and the CRF that scores transitions
+        (None: a softmax tagger, one independent choice per token)."""
+        return self._emissions(batch), self.network.crf
+
+    @staticmethod
+    def _best_ids(emissions: torch.Tensor, lengths: torch.Tensor, crf: CRF | None) -> list[list[int]]:
         """Viterbi under a CRF, argmax per token otherwise; one list per sentence."""
-        if self.network.crf is not None:
-            best, _ = self.network.crf.decode(emissions, lengths)
+        if crf is not None:
+            best, _ = crf.decode(emissions, lengths)
         else:
             best = emissions.argmax(-1)
         return [row[:n].tolist() for row, n in zip(best, lengths.tolist(), strict=True)]
 
-    def _marginals(self, emissions: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _marginals(emissions: torch.Tensor, lengths: torch.Tensor, crf: CRF | None) -> torch.Tensor:
         """p(y_t = k | sentence) over the internal tags: CRF marginals by forward–backward, or the
         softmax. (B, T, K) -> (B, T, K), 0 at padding."""
-        if self.network.crf is not None:
-            return self.network.crf.marginals(emissions, lengths)
+        if crf is not None:
+            return crf.marginals(emissions, lengths)
         return torch.softmax(emissions, dim=-1) * padding_mask(lengths, emissions.shape[1])[..., None]
 
     @property
@@ -230,7 +238,8 @@ class TaggingTask:
 
     def predict_ids(self, batch: TaggingBatch) -> list[list[int]]:
         """Best internal tag ids per sentence."""
-        return self._best_ids(self._emissions(batch), batch.lengths)
+        emissions, crf = self._scores(batch)
+        return self._best_ids(emissions, batch.lengths, crf)
 
     def predict(self, batch: TaggingBatch) -> list[list[str]]:
         """The tag strings of every sentence, in the scheme of the training data."""
@@ -238,7 +247,8 @@ class TaggingTask:
 
     def probabilities(self, batch: TaggingBatch) -> torch.Tensor:
         """p(y_t = label | sentence) -> (B, T, len(labels)), 0 at padding."""
-        return self._to_labels(self._marginals(self._emissions(batch), batch.lengths))
+        emissions, crf = self._scores(batch)
+        return self._to_labels(self._marginals(emissions, batch.lengths, crf))
 
     def predict_proba(self, batch: TaggingBatch) -> list[np.ndarray]:
         """Per sentence a (length, len(labels)) array of tag probabilities, columns in ``labels`` order."""
@@ -247,9 +257,9 @@ class TaggingTask:
 
     def predict_with_proba(self, batch: TaggingBatch) -> list[tuple[list[str], np.ndarray]]:
         """``predict`` and ``predict_proba`` from one pass of the network."""
-        emissions = self._emissions(batch)
-        p = self._to_labels(self._marginals(emissions, batch.lengths))
-        tags = [self._to_external(self.tags.decode(ids)) for ids in self._best_ids(emissions, batch.lengths)]
+        emissions, crf = self._scores(batch)
+        p = self._to_labels(self._marginals(emissions, batch.lengths, crf))
+        tags = [self._to_external(self.tags.decode(ids)) for ids in self._best_ids(emissions, batch.lengths, crf)]
         return [(t, row[:len(t)].detach().cpu().numpy()) for t, row in zip(tags, p, strict=True)]
 
     def embed(self, batch: TaggingBatch) -> list[np.ndarray]:
