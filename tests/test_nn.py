@@ -459,3 +459,51 @@ def test_autocast_may_feed_another_dtype():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(torch.randn(2, 5, 3, dtype=torch.bfloat16), torch.tensor([5, 3])).output
     assert out.shape == (2, 5, 8)
+
+
+def _packed_cell_states(module: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """torch's own c after each sequence's last valid step (a packed call): (1, B, H)."""
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    return module(packed)[1][1]
+
+
+@pytest.mark.parametrize("mode", ["grad", "no_grad", "inference_mode"])
+def test_an_lstm_cell_state_is_computed_when_read_in_the_mode_of_the_call(mode):
+    """On varying lengths the padded fused kernel's c is the one after step T, so Bidirectional
+    recomputes c at lengths-1 only when the final is read; read after the no-grad or inference
+    block has ended, it is still computed as inside it, and it equals torch's packed c."""
+    torch.manual_seed(13)
+    forward = nn.LSTM(3, 4, batch_first=True).to(DOUBLE)
+    bi = Bidirectional(forward, nn.GRU(3, 2, batch_first=True).to(DOUBLE))
+    x, lengths = torch.randn(3, 6, 3, dtype=DOUBLE, requires_grad=True), torch.tensor([6, 2, 4])
+    context = {"grad": torch.enable_grad, "no_grad": torch.no_grad, "inference_mode": torch.inference_mode}[mode]
+    with context():
+        result = bi(x, lengths)
+        summary = result.summary  # the h parts only
+    from birnn.nn.deferred import Deferred
+
+    assert isinstance(result.final._fwd.c, Deferred)  # output and summary read, c not yet computed
+    c = result.final.fwd.c
+    assert isinstance(c, torch.Tensor) and result.final.fwd.c is c  # computed once
+    with torch.no_grad():
+        torch.testing.assert_close(c, _packed_cell_states(forward, x, lengths), atol=1e-12, rtol=0)
+    assert (c.grad_fn is not None) == (mode == "grad")
+    assert c.is_inference() == (mode == "inference_mode")
+    torch.testing.assert_close(summary[:, :4], result.final.fwd.h[0])
+    if mode == "grad":  # the late computation joins the graph: its gradient reaches x
+        (gx,) = torch.autograd.grad(c.sum(), x)
+        assert gx.abs().sum() > 0
+
+
+def test_unpacking_a_final_computes_it_and_ignoring_it_does_not():
+    torch.manual_seed(14)
+    rnn = BiRNN(3, 4, backward_hidden_size=3, cell="lstm")  # per-direction: fused kernels, padded
+    x, lengths = torch.randn(2, 5, 3), torch.tensor([5, 2])
+    out, final = rnn(x, lengths)
+    assert rnn.kernel == "per-direction"
+    from birnn.nn.deferred import is_deferred
+
+    assert is_deferred(final._fwd) and is_deferred(final._bwd)
+    (h_fwd, c_fwd), (h_bwd, c_bwd) = final
+    assert not is_deferred(final._fwd) and c_fwd.shape == (1, 2, 4) and c_bwd.shape == (1, 2, 3)
+    assert len(final) == 2 and final[0] is final.fwd

@@ -14,12 +14,14 @@ state after x[b, lengths[b]-1] and the backward state after x[b, 0], and
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from birnn.nn import kernels
+from birnn.nn.deferred import Deferred, resolve
 from birnn.nn.functional import Merge, check_sequence_input, merge_then_zero, reversal_rows, reverse_rows
 from birnn.nn.kernels import LSTMState
 from birnn.nn.recurrent import Recurrent
@@ -28,15 +30,48 @@ from birnn.spec import cell_name, check_merge
 __all__ = ["BiOutput", "Bidirectional", "Final", "LSTMState", "run_direction"]
 
 
-class Final(NamedTuple):
+class Final:
     """Final states of the two directions, each in its module's own convention (what it takes as initial state).
 
     ``nn.RNN``/``nn.GRU``: (L, B, H); ``nn.LSTM`` and ``BiRNN(cell="lstm")``: ``LSTMState(h, c)`` of
     (L, B, H) each; ``Recurrent(cell)``: the cell's state, e.g. (h, c) of (B, H) for ``nn.LSTMCell``.
+
+    A pair: ``fwd, bwd = final`` and ``final[0]`` work. States that cost extra work on a padded
+    batch (an LSTM's cell state behind a fused kernel, ``kernels.run_direction``) are computed
+    when first read (``deferred``), so a caller that reads only the output never pays for them.
     """
 
-    fwd: Any
-    bwd: Any
+    __slots__ = ("_fwd", "_bwd")
+
+    def __init__(self, fwd: Any, bwd: Any) -> None:
+        self._fwd, self._bwd = fwd, bwd
+
+    @property
+    def fwd(self) -> Any:
+        self._fwd = resolve(self._fwd)
+        return self._fwd
+
+    @property
+    def bwd(self) -> Any:
+        self._bwd = resolve(self._bwd)
+        return self._bwd
+
+    def top_hidden(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The top layer's final hidden state of each direction, (B, Hf) and (B, Hb); an LSTM's
+        deferred cell state stays uncomputed."""
+        return _top_hidden(self._fwd), _top_hidden(self._bwd)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.fwd, self.bwd))
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.fwd, self.bwd)[index]
+
+    def __len__(self) -> int:
+        return 2
+
+    def __repr__(self) -> str:
+        return f"Final(fwd={self.fwd!r}, bwd={self.bwd!r})"
 
 
 class BiOutput(NamedTuple):
@@ -48,11 +83,13 @@ class BiOutput(NamedTuple):
     @property
     def summary(self) -> torch.Tensor:
         """(B, Hf + Hb): the top layer's final forward and backward hidden states."""
-        return torch.cat([_top_hidden(self.final.fwd), _top_hidden(self.final.bwd)], dim=-1)
+        return torch.cat(self.final.top_hidden(), dim=-1)
 
 
 def _top_hidden(state: Any) -> torch.Tensor:
-    h = state[0] if isinstance(state, tuple) else state
+    """The top layer's h of a final state; a deferred c in a pair is left alone."""
+    state = resolve(state) if isinstance(state, Deferred) else state
+    h = resolve(state[0]) if isinstance(state, tuple) else state
     return h[-1] if h.dim() == 3 else h
 
 

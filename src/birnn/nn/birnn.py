@@ -38,6 +38,7 @@ from torch import nn
 
 from birnn.nn import bilayer, kernels, tuning
 from birnn.nn.bidirectional import BiOutput, Final
+from birnn.nn.deferred import Deferred, resolve
 from birnn.nn.functional import (
     Merge,
     check_sequence_input,
@@ -300,8 +301,15 @@ def _layer(state: Any, layer: int) -> Any:
 def _stack_layers(finals: list[Any]) -> Any:
     """Per-layer (1, B, H) finals -> (L, B, H); pairs elementwise."""
     if isinstance(finals[0], tuple):
-        return LSTMState(*(torch.cat(parts, dim=0) for parts in zip(*finals, strict=True)))
-    return torch.cat(finals, dim=0)
+        return LSTMState(*(_concat_layers(parts) for parts in zip(*finals, strict=True)))
+    return _concat_layers(finals)
+
+
+def _concat_layers(parts: Any) -> Any:
+    """torch.cat of per-layer states along dim 0; a ``Deferred`` while any part is one."""
+    if any(isinstance(part, Deferred) for part in parts):
+        return Deferred(lambda: torch.cat([resolve(part) for part in parts], dim=0))
+    return torch.cat(parts, dim=0)
 
 
 def _interleave(fwd: Any, bwd: Any) -> Any:

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from birnn.nn.deferred import Deferred
 from birnn.nn.functional import last_valid, lstm_cell_state
 
 _OPS: dict[str, Any] = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
@@ -110,23 +111,24 @@ def run_direction(
 
     x: (B, T, I); lengths: (B,) int64 or None (all T); state: (L, B, H), a pair for LSTMs
     -> out (B, T, H), anything at padding (callers zero it after the merge); final (L, B, H)
-    after each sequence's last valid step.
+    after each sequence's last valid step (for an LSTM a pair, whose c may be a ``Deferred``).
 
     Trailing padding cannot reach a valid step, so one padded call gives every
-    valid output, and the final h is the output at lengths-1. Where the padded
-    call cannot give the finals, the packed one does: for stacked layers (the
-    lower layers' finals stay inside the fused call) and for an LSTM's cell state
-    in inference, where packing costs about what the padded call does. When
-    training one LSTM layer the padded kernel's backward is the cheaper one, and
-    c is recomputed from the outputs (``lstm_cell_state``).
+    valid output, and the final h is the output at lengths-1. For stacked layers
+    the lower layers' finals stay inside the fused call, so those run packed. An
+    LSTM's cell state after step lengths-1 is recomputed from the outputs
+    (``lstm_cell_state``, two GEMMs over the valid tokens) when it is first read:
+    ``c`` is a ``Deferred``, resolved by ``Final``.
     """
     args = (weights, layers, dropout, training, False)
     if lengths is None:
         return run_padded(cell, x, state, *args)
-    if layers > 1 or (cell == "lstm" and not torch.is_grad_enabled()):
+    if layers > 1:
         return run_packed(cell, x, lengths, state, *args)
     out, _ = run_padded(cell, x, state, *args)
     h = last_valid(out, lengths).unsqueeze(0)  # (1, B, H)
     if cell != "lstm":
         return out, h
-    return out, LSTMState(h, lstm_cell_state(x, out, state[0][0], state[1][0], weights, lengths).unsqueeze(0))
+    h0, c0 = state[0][0], state[1][0]
+    c = Deferred(lambda: lstm_cell_state(x, out, h0, c0, weights, lengths).unsqueeze(0))
+    return out, LSTMState(h, c)  # type: ignore[arg-type]  # resolved by Final when read
