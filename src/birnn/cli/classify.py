@@ -52,6 +52,8 @@ def _p(path: str, *declarations: str, **settings):
 @_p("model.dropout", type=_UNIT, help="On token vectors, between layers and on the sequence vector.")
 @_p("model.word_dropout", type=_UNIT, help="P(a training singleton is read as <unk>).")
 @_p("model.bilm", type=click.Path(file_okay=False), help="biLM run: frozen token vectors join the input.")
+@_p("pretrain_epochs", type=click.IntRange(min=0),
+    help="First pretrain the encoder as two word LMs on the training text, N epochs (0: off).")
 @_p("train.epochs", type=POSITIVE)
 @_p("train.batch_size", type=POSITIVE)
 @_p("train.optimizer", type=click.Choice(["adam", "sgd"]))

@@ -27,7 +27,8 @@ import torch
 from birnn.data.batching import batch_indices
 from birnn.data.textclass import Labelled, read_labelled
 from birnn.experiments.bilm import load_embedder
-from birnn.tasks import BiLMEmbedder, ClassificationTask, ClassifierConfig
+from birnn.tasks import BiLMEmbedder, ClassificationTask, ClassifierConfig, EncoderLMTask
+from birnn.tasks.encoder_lm import transfer
 from birnn.train import RunExists, TrainConfig, Trainer, load_task, with_overrides
 from birnn.train.checkpoint import exists, write_atomic
 from birnn.train.device import model_device, resolve_device, to_device
@@ -43,7 +44,9 @@ class ClassifyRun:
     or a folder: one file per class), how a dev set is made when there is no ``dev_file``
     (``dev_fraction`` of the training data, stratified), ``cv`` folds (0: one run; ``max_folds``: run
     only the first folds of the ``cv``, for quicker comparisons), the model and how to train it.
-    ``split_seed`` draws the folds and dev shares."""
+    ``split_seed`` draws the folds and dev shares. ``pretrain_epochs`` > 0: first the encoder is
+    pretrained as two language models on the text of every training file (no labels;
+    ``tasks.encoder_lm``), once, and every classifier starts from it."""
 
     train_files: tuple[Path, ...]
     dev_file: Path | None = None
@@ -57,6 +60,7 @@ class ClassifyRun:
     split_seed: int = 0
     model: ClassifierConfig = field(default_factory=ClassifierConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    pretrain_epochs: int = 0
 
     def __post_init__(self) -> None:
         if not 0 < self.dev_fraction < 1:
@@ -65,6 +69,8 @@ class ClassifyRun:
             raise ValueError(f"cv must be 0 (no cross-validation) or >= 2 folds; got {self.cv}")
         if self.max_folds is not None and not 1 <= self.max_folds <= self.cv:
             raise ValueError(f"max_folds must lie in [1, cv={self.cv}]; got {self.max_folds}")
+        if self.pretrain_epochs < 0:
+            raise ValueError(f"pretrain_epochs must be >= 0; got {self.pretrain_epochs}")
         if self.cv and self.test_file is not None:
             raise ValueError("cross-validation scores every held-out fold; give no test file with cv")
 
@@ -185,17 +191,54 @@ def _embedder(run: ClassifyRun, needed: bool) -> BiLMEmbedder | None:
     return load_embedder(run.model.bilm) if run.model.bilm and needed else None
 
 
+PRETRAIN_HELD_OUT = 0.02  # of the sentences: the pretraining's dev set (perplexity, best weights)
+
+
+def pretrain(run: ClassifyRun, sentences: Sequence[Pair], out: Path, resume: bool = False, progress: bool = True,
+             log: Callable[[str], Any] = print, bilm: BiLMEmbedder | None = None,
+             device: torch.device | None = None) -> EncoderLMTask:
+    """The encoder pretrained on the sentences' text (labels unused) in the run directory ``out``,
+    ``run.pretrain_epochs`` epochs with ``run.train``'s optimiser settings, best by held-out
+    log-likelihood; a finished one (``result.json``) is loaded, an interrupted one resumed."""
+    done = out / "result.json"
+    if not done.is_file():
+        held = _continues(out, resume)
+        task = load_task(out, "checkpoint") if held else EncoderLMTask.for_text(run.model, sentences, bilm)
+        task.model.train()
+        task.model.to(device or "cpu")
+        every = np.random.default_rng(run.split_seed).permutation(len(sentences))
+        cut = max(1, int(round(PRETRAIN_HELD_OUT * len(sentences))))
+        dev, train = task.unlabelled(_take(sentences, every[:cut])), task.unlabelled(_take(sentences, every[cut:]))
+        config = with_overrides(run.train, epochs=run.pretrain_epochs)
+        log(f"pretraining the encoder: {len(train)} sentences, {len(dev)} held out, {run.pretrain_epochs} epochs")
+        summary = Trainer(task, train, dev, config, out, progress=progress,
+                          on_epoch=lambda epoch, row: log(pretrain_line(epoch, row)), log=log).fit(resume=resume)
+        write_atomic(done, json.dumps({"best_dev": summary["best_dev"]}, indent=1).encode())
+    return load_task(out, device=device or "cpu")
+
+
+def pretrain_line(epoch: int, row: dict[str, float]) -> str:
+    backward = f" backward {row['dev_perplexity_backward']:.1f}" if "dev_perplexity_backward" in row else ""
+    return (f"pretraining epoch {epoch}: loss {row['train_loss']:.4f}, held-out perplexity forward "
+            f"{row['dev_perplexity_forward']:.1f}{backward}, {row['seconds']:.0f} s")
+
+
 def train_once(run: ClassifyRun, train: Sequence[Pair], dev: Sequence[Pair], test: Sequence[Pair] | None, out: Path,
                resume: bool = False, progress: bool = True, log: Callable[[str], Any] = print,
-               bilm: BiLMEmbedder | None = None, device: torch.device | None = None) -> dict[str, Any]:
+               bilm: BiLMEmbedder | None = None, device: torch.device | None = None,
+               pretrained: EncoderLMTask | None = None) -> dict[str, Any]:
     """Train on ``train``, select on ``dev``, score the best weights on ``test`` (confusion.png in ``out``);
     ``bilm``: the embedder of ``run.model.bilm`` (``load_embedder``), unless the run continues a checkpoint;
-    ``device``: where the model trains and is scored (None: the CPU).
+    ``device``: where the model trains and is scored (None: the CPU); ``pretrained``: the encoder a new
+    classifier starts from (``pretrain``).
     -> {"best_dev", "dev": metrics, "test": metrics or None, "confusion": (K, K) list, "labels", "seconds",
     "cpu_seconds"} (wall-clock and this process's CPU time)."""
     started, cpu = time.perf_counter(), time.process_time()
     held = _continues(out, resume)
     task = load_task(out, "checkpoint") if held else ClassificationTask.for_data(run.model, train, bilm)
+    if pretrained is not None and not held:
+        copied = transfer(pretrained, task)
+        log(f"starting from the pretrained encoder; {copied} of {len(task.words) - 2} word vectors pretrained")
     task.model.train()
     task.model.to(device or "cpu")
     examples = {name: task.encode(part, name) for name, part in (("train", train), ("dev", dev), ("test", test))
@@ -231,7 +274,9 @@ def run_classifier(run: ClassifyRun, out: str | Path, resume: bool = False, prog
         kept, held = stratified_split([label for _, label in data.examples], run.dev_fraction, run.split_seed)
         train, dev = _take(data.examples, kept), _take(data.examples, held)
     bilm = _embedder(run, not _continues(out, resume))
-    result = train_once(run, train, dev, test, out, resume, progress, log, bilm, where)
+    pretrained = pretrain(run, [*train, *dev], out / "pretrain", resume, progress, log, bilm, where) if (
+        run.pretrain_epochs and not _continues(out, resume)) else None
+    result = train_once(run, train, dev, test, out, resume, progress, log, bilm, where, pretrained)
     log(confusion_text(np.asarray(result["confusion"]), result["labels"]))
     return result
 
@@ -252,6 +297,10 @@ def cross_validate(run: ClassifyRun, examples: Sequence[Pair], out: Path, resume
     if bilm is not None:  # every sentence through the biLM once, not once per fold
         vectors = bilm.vectors_of([e[0] for e in examples])
         examples = [(e[0], e[1], v) for e, v in zip(examples, vectors, strict=True)]
+    pretrained = None
+    if run.pretrain_epochs and any(not (d / "result.json").is_file() and not _continues(d, resume)
+                                   for d in directories):
+        pretrained = pretrain(run, examples, out / "pretrain", resume, progress, log, bilm, device)
     results = []
     for number, (held_out, directory) in enumerate(zip(folds, directories, strict=True), start=1):
         done = directory / "result.json"
@@ -263,7 +312,7 @@ def cross_validate(run: ClassifyRun, examples: Sequence[Pair], out: Path, resume
         kept, dev = stratified_split([labels[i] for i in rest], run.dev_fraction, run.split_seed + number)
         log(f"fold {number}/{run.cv}: {len(kept)} train, {len(dev)} dev, {len(held_out)} test")
         result = train_once(run, _take(examples, rest[kept]), _take(examples, rest[dev]), _take(examples, held_out),
-                            directory, resume, progress, log, bilm, device)
+                            directory, resume, progress, log, bilm, device, pretrained)
         write_atomic(done, json.dumps(result, indent=1).encode())
         log(f"fold {number}/{run.cv}: test accuracy {result['test']['accuracy']:.4f}, "
             f"macro-F1 {result['test']['macro_f1']:.4f} ({result['seconds']:.0f} s)")

@@ -14,12 +14,14 @@ from birnn.tasks import ensemble
 from birnn.tasks.bilm import BiLMConfig, BiLMEmbedder, BiLMTask
 from birnn.tasks.classifier import ClassificationTask, ClassifierConfig
 from birnn.tasks.cloze import ClozeConfig, ClozeTask
+from birnn.tasks.encoder_lm import EncoderLMTask
 from birnn.tasks.encoders import MODELS, rebuilding
 from birnn.tasks.language_model import LanguageModelTask, LMConfig
 from birnn.tasks.tagging import TaggerConfig, TaggingTask
 
 KINDS: dict[str, Any] = {
-    task.kind: task for task in (TaggingTask, LanguageModelTask, ClozeTask, ClassificationTask, BiLMTask)
+    task.kind: task
+    for task in (TaggingTask, LanguageModelTask, ClozeTask, ClassificationTask, BiLMTask, EncoderLMTask)
 }
 
 
@@ -51,6 +53,7 @@ __all__ = [
     "ClassifierConfig",
     "ClozeConfig",
     "ClozeTask",
+    "EncoderLMTask",
     "LMConfig",
     "LanguageModelTask",
     "TaggerConfig",

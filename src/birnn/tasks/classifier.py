@@ -119,6 +119,10 @@ class Classifier(nn.Module):
 
     def encode(self, words, lengths, chars=None, char_lengths=None, context=None) -> torch.Tensor:
         """The pooled sequence vector v: (B, 2H)."""
+        return self.pool(self.features(words, lengths, chars, char_lengths, context), lengths)
+
+    def features(self, words, lengths, chars=None, char_lengths=None, context=None) -> torch.Tensor:
+        """The encoder's output h before pooling: (B, T, 2H), zero at padding."""
         parts = [self.embedding(words)]  # (B, T, E)
         if self.chars is not None:
             parts.append(self.chars(chars, char_lengths))  # (B, T, 2·Hc)
@@ -127,7 +131,7 @@ class Classifier(nn.Module):
                 raise ValueError("this classifier reads biLM vectors: pass context (B, T, D)")
             parts.append(context)  # (B, T, D)
         h, _ = self.encoder(self.input_dropout(torch.cat(parts, dim=-1)), lengths)  # (B, T, 2H)
-        return self.pool(h, lengths)
+        return h
 
 
 class ClassificationBatch(NamedTuple):
