@@ -244,8 +244,8 @@ class BiRNN(nn.Module):
         layer_input = x
         reversal = reversal_rows(lengths, x.shape[1])  # shared by every reversal
         for layer in range(self.num_layers):
-            if layer > 0 and self.dropout > 0:
-                layer_input = nn.functional.dropout(layer_input, self.dropout, self.training)
+            if layer > 0 and self.dropout > 0:  # batch-major, so that a seed draws hand-bptt's masks
+                layer_input = nn.functional.dropout(layer_input.contiguous(), self.dropout, self.training)
             out_fwd, final_fwd = self._direction(layer_input, lengths, _layer(init_fwd, layer), layer, "")
             reversed_input = reverse_rows(layer_input, reversal)
             out_rev, final_bwd = self._direction(reversed_input, lengths, _layer(init_bwd, layer), layer, "_reverse")

@@ -136,6 +136,19 @@ def last_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return rows.index_select(0, last * batch + sequence if time_major else sequence * steps + last)
 
 
+def concat_features(forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
+    """[→h ; ←h] along the last dimension: (B, T, Hf), (B, T, Hb) -> (B, T, Hf+Hb).
+
+    When both are time-major views (torch's batch_first RNN outputs, and their reversals by
+    ``reverse_rows``), the copy runs in that layout, reading and writing contiguous rows, and
+    the result is a time-major view too, as torch's own bidirectional output is.
+    """
+    forward_rows, backward_rows = forward.transpose(0, 1), backward.transpose(0, 1)
+    if not forward.is_contiguous() and forward_rows.is_contiguous() and backward_rows.is_contiguous():
+        return torch.cat([forward_rows, backward_rows], dim=-1).transpose(0, 1)
+    return torch.cat([forward, backward], dim=-1)
+
+
 def merge_directions(merge: Merge, forward: torch.Tensor, backward: torch.Tensor):
     """Combine the two directions' outputs, (B, T, Hf) and (B, T, Hb).
 
@@ -143,7 +156,7 @@ def merge_directions(merge: Merge, forward: torch.Tensor, backward: torch.Tensor
     None: the pair itself; a callable: merge(→h, ←h), which must return (B, T, F).
     """
     if merge == "concat":
-        return torch.cat([forward, backward], dim=-1)
+        return concat_features(forward, backward)
     if merge == "sum":
         return forward + backward
     if merge == "mul":

@@ -189,17 +189,22 @@ class ClassificationTask:
     def for_data(cls, config: ClassifierConfig, examples: Sequence[LabelledTokens],
                  bilm: BiLMEmbedder | None = None) -> ClassificationTask:
         """Vocabularies of the training examples; labels sorted, so their ids do not depend on file order."""
-        lookup = [cls._lookup_form(config, e[0]) for e in examples]
+        words, singletons = cls.word_vocabulary(config, [e[0] for e in examples])
+        labels = Vocab(sorted({e[1] for e in examples}), specials=False)
+        if len(labels) < 2:
+            raise ValueError(f"classification needs at least two labels; got {labels.itos}")
+        return cls(config, words, char_vocab(e[0] for e in examples), labels, singletons, bilm)
+
+    @classmethod
+    def word_vocabulary(cls, config: ClassifierConfig, sentences: Sequence[Sequence[str]]) -> tuple[Vocab, list[int]]:
+        """The words seen at least ``config.min_count`` times (as looked up), and the ids of those seen once."""
+        lookup = [cls._lookup_form(config, tokens) for tokens in sentences]
         words = Vocab.build(lookup, min_freq=config.min_count)
         counts: dict[str, int] = {}
         for tokens in lookup:
             for token in tokens:
                 counts[token] = counts.get(token, 0) + 1
-        singletons = sorted(words.stoi[w] for w, n in counts.items() if n == 1 and w in words)
-        labels = Vocab(sorted({e[1] for e in examples}), specials=False)
-        if len(labels) < 2:
-            raise ValueError(f"classification needs at least two labels; got {labels.itos}")
-        return cls(config, words, char_vocab(e[0] for e in examples), labels, singletons, bilm)
+        return words, sorted(words.stoi[w] for w, n in counts.items() if n == 1 and w in words)
 
     def describe(self) -> dict[str, Any]:
         bilm = self.network.bilm

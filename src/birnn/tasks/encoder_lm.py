@@ -93,16 +93,9 @@ class EncoderLMTask(ClassificationTask):
     def for_text(cls, config: ClassifierConfig, sentences: Sequence[Any], bilm: BiLMEmbedder | None = None
                  ) -> EncoderLMTask:
         """``sentences``: token lists, or (tokens, label[, biLM vectors]) whose labels are ignored."""
-        pairs = [(s[0], TEXT) if isinstance(s, tuple) else (s, TEXT) for s in sentences]
-        lookup = [cls._lookup_form(config, tokens) for tokens, _ in pairs]
-        words = Vocab.build(lookup, min_freq=config.min_count)
-        counts: dict[str, int] = {}
-        for tokens in lookup:
-            for token in tokens:
-                counts[token] = counts.get(token, 0) + 1
-        singletons = sorted(words.stoi[w] for w, n in counts.items() if n == 1 and w in words)
-        return cls(config, words, char_vocab(tokens for tokens, _ in pairs), Vocab([TEXT], specials=False),
-                   singletons, bilm)
+        token_lists = [s[0] if isinstance(s, tuple) else s for s in sentences]
+        words, singletons = cls.word_vocabulary(config, token_lists)
+        return cls(config, words, char_vocab(token_lists), Vocab([TEXT], specials=False), singletons, bilm)
 
     def unlabelled(self, sentences: Sequence[Any], source: str = "data") -> list[Any]:
         """Examples of token lists or (tokens, label[, vectors]) tuples, labels ignored."""
