@@ -16,10 +16,10 @@ epoch of the preset's seeds on dev), the WNUT-17 shared task's protocol. With ``
 ``birnn train bilm`` run) every seed of the preset is also trained with the biLM's frozen vectors
 (``bilm``), and for NER on train + dev with them (``train+dev+bilm``). ``--variants`` trains only
 the rows named (several processes can share the work, each with ``--no-report``), ``--section``
-names the section of docs/performance.md the table replaces. ``--ensemble K`` adds, for every
-multi-seed row, a row of ensembles (``birnn ensemble``): the row's seeds in consecutive groups of
-K, each group one ensemble (``PRESET-VARIANT-ensK-sFIRST``), scored like a run; its train min is
-the sum of its members'. ``--first-seed`` shifts the seeds, so that several processes can train
+names the section of docs/performance.md the table replaces. ``--ensemble K [K ...]`` adds, for
+every multi-seed row and each K, a row of ensembles (``birnn ensemble``): the row's seeds in
+consecutive groups of K, each group one ensemble (``PRESET-VARIANT-ensK-sFIRST``), scored like a
+run; its train min is the sum of its members'. ``--first-seed`` shifts the seeds, so that several processes can train
 different seeds of one row. Training time is the
 training loops' sum (dev evaluation excluded) from metrics.csv; ``epochs`` lists each seed's
 epochs (early stopping ends NER runs before the preset's 40), ``*`` marking a run scored
@@ -33,6 +33,7 @@ import csv
 import json
 import statistics
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -175,16 +176,16 @@ def table_row(preset: str, variant: str, found: list[dict[str, Any] | None]) -> 
 
 
 def table_rows(preset: str, seeds: range, variants: dict[str, dict[str, Any]], root: Path, data: Path,
-               train: bool, ensemble: int | None = None) -> list[str]:
+               train: bool, ensembles: Sequence[int] = ()) -> list[str]:
     rows = []
     for variant, changes in variants.items():
         runs = seeds if variant in MULTI_SEED else seeds[:1]
         rows.append(table_row(preset, variant, [
             finished_run(tag_run(preset, changes, seed, data, root), root / f"{preset}-{variant}-s{seed}", train)
             for seed in runs]))
-        if ensemble and variant in MULTI_SEED:
-            groups = [runs[i:i + ensemble] for i in range(0, len(runs) - ensemble + 1, ensemble)]
-            rows.append(table_row(preset, f"{variant}, ensembles of {ensemble}", [
+        for size in ensembles if variant in MULTI_SEED else ():
+            groups = [runs[i:i + size] for i in range(0, len(runs) - size + 1, size)]
+            rows.append(table_row(preset, f"{variant}, ensembles of {size}", [
                 ensemble_scores(preset, changes, group, data, root, variant, train) for group in groups]))
     return rows
 
@@ -196,8 +197,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA, help="the shared corpora [../shared/data]")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of each preset row [3]")
     parser.add_argument("--first-seed", type=int, default=0, help="the first of them [0]")
-    parser.add_argument("--ensemble", type=int, metavar="K",
-                        help="also a row of ensembles of K seeds for every multi-seed row")
+    parser.add_argument("--ensemble", type=int, nargs="+", metavar="K", default=[],
+                        help="also a row of ensembles of K seeds (for each K given) for every multi-seed row")
     parser.add_argument("--only", choices=sorted(FILES), help="one preset only")
     parser.add_argument("--no-ablation", action="store_true", help="the preset rows only")
     parser.add_argument("--no-train", action="store_true",
@@ -213,8 +214,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1; got {args.seeds}")
-    if args.ensemble is not None and not 2 <= args.ensemble <= args.seeds:
-        parser.error(f"--ensemble must lie in [2, --seeds={args.seeds}]; got {args.ensemble}")
+    for size in args.ensemble:
+        if not 2 <= size <= args.seeds:
+            parser.error(f"--ensemble sizes must lie in [2, --seeds={args.seeds}]; got {size}")
     if args.threads < 1:
         parser.error(f"--threads must be >= 1; got {args.threads}")
     torch.set_num_threads(args.threads)
