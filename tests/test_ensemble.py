@@ -13,6 +13,7 @@ import torch
 
 import birnn
 from birnn.cli import main
+from birnn.data import Vocab
 from birnn.tasks import ClassificationTask, ClassifierConfig, TaggerConfig, TaggingTask
 from birnn.tasks.ensemble import ensemble, mean_crf
 from birnn.train import TrainConfig, Trainer, load_task
@@ -99,6 +100,37 @@ def test_a_model_with_itself_predicts_as_the_model(crf_runs, tmp_path):
         assert np.allclose(a, b, atol=1e-6)
 
 
+def _renumbered(twin: TaggingTask) -> TaggingTask:
+    """``twin`` (changed in place) with its tags numbered in reverse: output rows and CRF scores permuted."""
+    order = torch.arange(len(twin.tags) - 1, -1, -1)  # new id k is old id order[k]
+    twin.tags = Vocab([twin.tags.itos[int(i)] for i in order], specials=False)
+    with torch.no_grad():
+        output, crf = twin.network.output, twin.network.crf
+        output.weight.copy_(output.weight[order])
+        output.bias.copy_(output.bias[order])
+        for name in ("start", "end", "start_allowed", "end_allowed"):
+            getattr(crf, name).copy_(getattr(crf, name)[order])
+        for name in ("transitions", "trans_allowed"):
+            getattr(crf, name).copy_(getattr(crf, name)[order][:, order])
+    return twin
+
+
+def test_members_that_number_the_tags_differently_are_put_in_one_order(crf_runs):
+    """A tagger and its twin with the tags renumbered (as training on other data can do) make an
+    ensemble that predicts as the tagger alone, marginals included."""
+    alone = load_task(crf_runs / "crf0")
+    twin = _renumbered(load_task(crf_runs / "crf0"))
+    assert twin.tags.itos != alone.tags.itos
+    both = ensemble([alone, twin])
+    sentences = [tokens for tokens, _ in NER] + [["Zed", "in", "Rome", "met", "Ann"]]
+    with torch.no_grad():
+        for tokens in sentences:
+            expected = alone.predict_with_proba(alone.collate([alone.encode_input(tokens)]))[0]
+            assert twin.predict(twin.collate([twin.encode_input(tokens)]))[0] == expected[0]
+            tags, p = both.predict_with_proba(both.collate([both.encode_input(tokens)]))[0]
+            assert tags == expected[0] and np.allclose(p, expected[1], atol=1e-6)
+
+
 def test_softmax_taggers_average_log_probabilities(tmp_path):
     members = [_tagger(tmp_path, f"soft{seed}", seed, crf=False) for seed in range(2)]
     both = ensemble(members)
@@ -135,8 +167,8 @@ def test_the_saved_ensemble_stands_alone_and_evaluates(crf_runs, tmp_path, capsy
     write_conll(data, NER)
     assert main(["ensemble", *copies, "--out", str(tmp_path / "ens")]) == 0
     assert "an ensemble of 2 taggers" in capsys.readouterr().out
-    for copy in copies:
-        shutil.rmtree(copy)  # the ensemble holds its members' weights
+    for member in copies:
+        shutil.rmtree(member)  # the ensemble holds its members' weights
     assert main(["evaluate", str(tmp_path / "ens"), "--data", str(data)]) == 0
     assert "f1" in capsys.readouterr().out
     text = tmp_path / "in.txt"

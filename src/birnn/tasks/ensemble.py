@@ -9,10 +9,11 @@ the ensemble averages the scores and decodes once.
     softmax taggers:  u_t = (1/M) Σ_m log softmax(u_t^m)   (the normalised geometric mean per token);
     classifiers:      s   = (1/M) Σ_m log softmax(s^m).
 
-Members must share the kind, the labels (same order), the tag scheme and whether there is a
-CRF, and a CRF's constraints; they may differ in everything else (seed, sizes, training data,
-biLM). ``TaggerEnsemble`` and ``ClassifierEnsemble`` are a ``TaggingTask`` and a
-``ClassificationTask`` whose scores are these averages, so evaluation and prediction are theirs.
+Members must share the kind, the labels (a tagger's in any order: each member's are put in the
+first member's order), the tag scheme and whether there is a CRF, and a CRF's constraints;
+they may differ in everything else (seed, sizes, training data, biLM). ``TaggerEnsemble`` and
+``ClassifierEnsemble`` are a ``TaggingTask`` and a ``ClassificationTask`` whose scores are these
+averages, so evaluation and prediction are theirs.
 """
 
 from __future__ import annotations
@@ -53,21 +54,36 @@ class EnsembleBatch(NamedTuple):
         return self.members[0].tokens
 
 
-def mean_crf(crfs: Sequence[CRF]) -> CRF:
-    """The CRF whose transition, start and end scores are the members' means (same constraints)."""
-    first = crfs[0]
-    for crf in crfs[1:]:
-        if crf.num_tags != first.num_tags or not all(
-                torch.equal(getattr(crf, name), getattr(first, name))
-                for name in ("start_allowed", "trans_allowed", "end_allowed")):
-            raise ValueError("ensemble members' CRFs allow different tag sequences")
-    mean = CRF(first.num_tags).to(first.transitions.device)
+def _in_order(crf: CRF, order: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The CRF's scores and constraint masks with its tags permuted: tag k of the result is ``order[k]``."""
+    order = order.to(crf.transitions.device)
+    return {name: getattr(crf, name)[order][:, order] if name.startswith("trans") else getattr(crf, name)[order]
+            for name in ("transitions", "start", "end", "start_allowed", "trans_allowed", "end_allowed")}
+
+
+def mean_crf(crfs: Sequence[CRF], orders: Sequence[torch.Tensor] | None = None) -> CRF:
+    """The CRF whose transition, start and end scores are the members' means, each member's tags
+    first put in the order of the first member's (``orders[m][k]``: member m's id of tag k; None:
+    the same order). The members must allow the same tag sequences."""
+    k = crfs[0].num_tags
+    orders = orders or [torch.arange(k)] * len(crfs)
+    if any(crf.num_tags != k for crf in crfs):
+        raise ValueError(f"ensemble members' CRFs have different numbers of tags: {[crf.num_tags for crf in crfs]}")
+    scores = [_in_order(crf, order) for crf, order in zip(crfs, orders, strict=True)]
+    masks = ("start_allowed", "trans_allowed", "end_allowed")
+    if not all(torch.equal(s[name], scores[0][name]) for s in scores[1:] for name in masks):
+        raise ValueError("ensemble members' CRFs allow different tag sequences")
+    mean = CRF(k).to(crfs[0].transitions.device)
     with torch.no_grad():
         for name in ("transitions", "start", "end"):
-            getattr(mean, name).copy_(torch.stack([getattr(crf, name) for crf in crfs]).mean(0))
-        for name in ("start_allowed", "trans_allowed", "end_allowed"):
-            getattr(mean, name).copy_(getattr(first, name))
+            getattr(mean, name).copy_(torch.stack([s[name] for s in scores]).mean(0))
+        for name in masks:
+            getattr(mean, name).copy_(scores[0][name])
     return mean
+
+
+def _sample(names: Sequence[str]) -> str:
+    return ", ".join(names[:6]) + (f", … ({len(names)} in all)" if len(names) > 6 else "")
 
 
 class _Members:
@@ -116,19 +132,23 @@ class TaggerEnsemble(_Members, TaggingTask):
     def __init__(self, members: Sequence[TaggingTask]) -> None:
         first = members[0]
         for member in members[1:]:
-            if member.tags.itos != first.tags.itos or member.scheme != first.scheme or (
+            if set(member.tags.itos) != set(first.tags.itos) or member.scheme != first.scheme or (
                     member.config.scheme != first.config.scheme):
                 raise ValueError("ensemble members must share their tags and tag scheme; got "
-                                 f"{first.tags.itos} ({first.scheme}) and {member.tags.itos} ({member.scheme})")
+                                 f"{_sample(first.tags.itos)} ({first.scheme}) and "
+                                 f"{_sample(member.tags.itos)} ({member.scheme})")
             if (member.network.crf is None) != (first.network.crf is None):
                 raise ValueError("ensemble members must all have a CRF output or all a softmax one")
         self._adopt(members)
+        # members trained on other data may number the same tags differently: tag k is member m's orders[m][k]
+        self._orders = [torch.tensor([member.tags.stoi[tag] for tag in first.tags.itos]) for member in members]
 
     def _scores(self, batch: EnsembleBatch) -> tuple[torch.Tensor, CRF | None]:  # type: ignore[override]
-        emissions = [member._emissions(b) for member, b in zip(self.members, batch.members, strict=True)]
+        emissions = [member._emissions(b)[..., order.to(b.inputs.device)]
+                     for member, b, order in zip(self.members, batch.members, self._orders, strict=True)]
         if self.members[0].network.crf is None:
             return torch.stack([torch.log_softmax(e, dim=-1) for e in emissions]).mean(0), None
-        return torch.stack(emissions).mean(0), mean_crf([member.network.crf for member in self.members])
+        return torch.stack(emissions).mean(0), mean_crf([member.network.crf for member in self.members], self._orders)
 
 
 class ClassifierEnsemble(_Members, ClassificationTask):
