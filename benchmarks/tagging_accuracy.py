@@ -19,8 +19,8 @@ the rows named (several processes can share the work, each with ``--no-report``)
 names the section of docs/performance.md the table replaces. ``--ensemble K [K ...]`` adds, for
 every multi-seed row and each K, a row of ensembles (``birnn ensemble``): the row's seeds in
 consecutive groups of K, each group one ensemble (``PRESET-VARIANT-ensK-sFIRST``), scored like a
-run; its train min is the sum of its members'. ``--first-seed`` shifts the seeds, so that several processes can train
-different seeds of one row. Training time is the
+run; its train min is the sum of its members'. ``--first-seed`` shifts the seeds, so that several
+processes can train different seeds of one row. Training time is the
 training loops' sum (dev evaluation excluded) from metrics.csv; ``epochs`` lists each seed's
 epochs (early stopping ends NER runs before the preset's 40), ``*`` marking a run scored
 unfinished under ``--no-train``.
@@ -125,18 +125,20 @@ def ensemble_scores(preset: str, changes: dict[str, Any], seeds: range, data: Pa
     table = out / "table.json"
     if table.exists():
         return json.loads(table.read_text())
-    members = [finished_run(tag_run(preset, changes, seed, data, root), root / f"{preset}-{variant}-s{seed}", train)
-               for seed in seeds]
-    if any(member is None or member.get("unfinished") for member in members):
+    runs = [tag_run(preset, changes, seed, data, root) for seed in seeds]
+    directories = [root / f"{preset}-{variant}-s{seed}" for seed in seeds]
+    found = [finished_run(run, directory, train) for run, directory in zip(runs, directories, strict=True)]
+    members = [member for member in found if member is not None and not member.get("unfinished")]
+    if len(members) < len(seeds):
         return None
     if not (out / "best").exists():
-        save_ensemble([root / f"{preset}-{variant}-s{seed}" for seed in seeds], out)
-    run = tag_run(preset, changes, seeds[0], data, root)
+        save_ensemble(directories, out)
+    run = runs[0]
     dev = score_file(out, run.dev_file, run.file_format, run.column) if run.dev_file else None
     scores = {"dev": dev[SCORES[preset][0]] if dev else None,
               "test": score_file(out, run.test_file, run.file_format, run.column),
-              "epochs": "+".join(str(m["epochs"]) for m in members if m),
-              "train_seconds": sum(m["train_seconds"] for m in members if m)}
+              "epochs": "+".join(str(m["epochs"]) for m in members),
+              "train_seconds": sum(m["train_seconds"] for m in members)}
     table.write_text(json.dumps(scores, indent=1))
     return scores
 

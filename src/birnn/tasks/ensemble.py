@@ -142,13 +142,16 @@ class TaggerEnsemble(_Members, TaggingTask):
         self._adopt(members)
         # members trained on other data may number the same tags differently: tag k is member m's orders[m][k]
         self._orders = [torch.tensor([member.tags.stoi[tag] for tag in first.tags.itos]) for member in members]
+        self._crf: CRF | None = None  # the mean CRF, made on first use (after the weights are loaded)
 
     def _scores(self, batch: EnsembleBatch) -> tuple[torch.Tensor, CRF | None]:  # type: ignore[override]
         emissions = [member._emissions(b)[..., order.to(b.inputs.device)]
                      for member, b, order in zip(self.members, batch.members, self._orders, strict=True)]
         if self.members[0].network.crf is None:
             return torch.stack([torch.log_softmax(e, dim=-1) for e in emissions]).mean(0), None
-        return torch.stack(emissions).mean(0), mean_crf([member.network.crf for member in self.members], self._orders)
+        if self._crf is None:  # members are never trained inside an ensemble: their mean stays valid
+            self._crf = mean_crf([member.network.crf for member in self.members], self._orders)
+        return torch.stack(emissions).mean(0), self._crf
 
 
 class ClassifierEnsemble(_Members, ClassificationTask):
