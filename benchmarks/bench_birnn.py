@@ -1,8 +1,9 @@
 """birnn.nn.BiRNN against torch's own ways of running a bidirectional RNN, and JAX peers, in one run.
 
 Train step (forward + backward, the input needing its gradient) and inference,
-tokens/s (valid tokens only), the speed-up over a reference row (``× ref``:
-reference time ÷ this time), over the fastest *correct* torch path for the same
+tokens/s (valid tokens only, the best round), the speed-up over a reference row (``× ref``:
+reference time ÷ this time, the median over rounds of the ratio of the two bursts
+timed side by side), over the fastest *correct* torch path for the same
 work (``× correct``: on varying lengths the padded fused call is wrong, so packed
 or two modules with ``reverse_padded``), and the share of this machine's float32
 GEMM peak in the FLOPs that actually run (padded kernels compute every padding
@@ -31,8 +32,8 @@ candidates under the table.
   and warm-up with ``block_until_ready``; see ``_jax_peers.py``. Install them with
   ``pip install jax flax keras`` (measured with jax 0.10.2, flax 0.12.8, keras 3.15.1).
 
-    python benchmarks/bench_birnn.py            # configs (a), (b), (c), 3 repeats
-    python benchmarks/bench_birnn.py --quick    # configs (a) and (b) only, 2 repeats
+    python benchmarks/bench_birnn.py            # configs (a), (b), (c), 5 rounds (--rounds N)
+    python benchmarks/bench_birnn.py --quick    # configs (a) and (b) only, 2 rounds
     python benchmarks/bench_birnn.py --no-jax   # torch rows only (JAX compiles take minutes)
 """
 
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 from collections.abc import Callable
@@ -214,44 +216,68 @@ def hetero_peers(
     return (bare_train, bare_infer), ours
 
 
-def timed_interleaved(candidates: list[tuple[Step, Step]], repeats: int) -> list[tuple[float, float]]:
-    """Best (train, infer) seconds of each candidate: in each of ``repeats`` rounds, every candidate
+@dataclass(frozen=True)
+class Timing:
+    """One candidate's (train, infer) seconds in each round: ``rounds`` (R, 2), each the best of a burst."""
+
+    rounds: tuple[tuple[float, float], ...]
+
+    @property
+    def best(self) -> tuple[float, float]:
+        return min(r[0] for r in self.rounds), min(r[1] for r in self.rounds)
+
+    def speedup(self, other: Timing, column: int) -> float:
+        """other's time ÷ this time, the median over rounds of the two bursts measured side by side."""
+        return float(statistics.median(o[column] / r[column] for r, o in zip(self.rounds, other.rounds, strict=True)))
+
+
+def timed_interleaved(candidates: list[tuple[Step, Step]], repeats: int) -> list[Timing]:
+    """Each candidate's (train, infer) seconds per round: in each of ``repeats`` rounds, every candidate
     runs a burst (one untimed call, then the best of 2) of each step, the candidates alternating.
 
-    The bursts run warm, as consecutive steps do; alternating them keeps the ratios between
-    candidates meaningful when the machine's speed drifts (on a shared VM it does, by ±15%).
+    The bursts run warm, as consecutive steps do; alternating them and taking ratios between bursts of
+    the same round keeps the ratios meaningful when the machine's speed drifts (on a shared VM it
+    does, by ±15%).
     """
-    best = [[float("inf"), float("inf")] for _ in candidates]
+    rounds: list[list[tuple[float, float]]] = [[] for _ in candidates]
     for _ in range(repeats):
-        for times, steps in zip(best, candidates, strict=True):
-            for i, step in enumerate(steps):
+        for measured, steps in zip(rounds, candidates, strict=True):
+            times = []
+            for step in steps:
                 step()
-                times[i] = min(times[i], best_time(step, repeats=2))
-    return [(train, infer) for train, infer in best]
+                times.append(best_time(step, repeats=2))
+            measured.append((times[0], times[1]))
+    return [Timing(tuple(measured)) for measured in rounds]
+
+
+def fastest(timings: list[Timing], column: int) -> Timing:
+    return min(timings, key=lambda t: t.best[column])
 
 
 @dataclass
 class Row:
-    """One table line: (train, infer) seconds of this row, of its reference and of the fastest correct torch path."""
+    """One table line: the timing of this row, of its reference and of the fastest correct torch path
+    (for training and for inference: two timings)."""
 
     config: str
     cell: str
     label: str
     tokens: int  # valid tokens
-    times: tuple[float, float]
-    reference: tuple[float, float]
-    correct: tuple[float, float]
+    timing: Timing
+    reference: Timing
+    correct: tuple[Timing, Timing]
     train_flops: float  # FLOPs one train step runs
     kernel: str = ""
 
     def line(self, peak: float) -> str:
-        (train, infer), (ref_train, ref_infer), (ok_train, ok_infer) = self.times, self.reference, self.correct
+        (train, infer), t = self.timing.best, self.timing
         share = 100 * self.train_flops / train / peak
         shown = f"{share:.0f}%" if share <= 100 else "above peak†"
         return (
-            f"| ({self.config}) | {self.cell} | {self.label} | {self.tokens / train:,.0f} | {ref_train / train:.2f} | "
-            f"{ok_train / train:.2f} | {shown} | {self.tokens / infer:,.0f} | {ref_infer / infer:.2f} | "
-            f"{ok_infer / infer:.2f} | {self.kernel} |"
+            f"| ({self.config}) | {self.cell} | {self.label} | {self.tokens / train:,.0f} | "
+            f"{t.speedup(self.reference, 0):.2f} | {t.speedup(self.correct[0], 0):.2f} | {shown} | "
+            f"{self.tokens / infer:,.0f} | {t.speedup(self.reference, 1):.2f} | {t.speedup(self.correct[1], 1):.2f} | "
+            f"{self.kernel} |"
         )
 
 
@@ -307,7 +333,7 @@ def run_homogeneous(name: str, cell: str, repeats: int, with_jax: bool, explanat
     times = timed_interleaved(candidates, repeats)
     correct_labels = CORRECT_ON_VARYING if c["variable"] else TORCH_ROWS
     ok = [t for label, t in zip(labels, times, strict=True) if label in correct_labels]
-    correct = (min(t[0] for t in ok), min(t[1] for t in ok))
+    correct = (fastest(ok, 0), fastest(ok, 1))
     rows = []
     for label, timing, (train_kernel, infer_kernel) in zip(labels, times, kinds, strict=True):
         run = computed_tokens(train_kernel, cell, c, tokens, train=True)
@@ -336,25 +362,28 @@ def run_heterogeneous(name: str, directions: list[tuple[str, int]], repeats: int
         kinds.append(_kernels(module, pair, explanations, f"({name}) {label}, {ours_label}"))
     reference, *times_ours = timed_interleaved([bare, *steps], repeats)
     padded = per_token * c["B"] * c["T"]
-    rows = [Row(name, label, "bare fwd + bwd torch modules (sum)", tokens, reference, reference, reference, padded)]
+    bare_row = "bare fwd + bwd torch modules (sum)"
+    rows = [Row(name, label, bare_row, tokens, reference, reference, (reference, reference), padded)]
     ratios = []
     for ours_label, times, (train_kernel, infer_kernel) in zip(ours, times_ours, kinds, strict=True):
         run = computed_tokens(train_kernel, directions[0][0], c, tokens, train=True)
         kernel = f"{train_kernel} / {infer_kernel}"
-        rows.append(Row(name, label, ours_label, tokens, times, reference, reference, per_token * run, kernel))
-        ratios.append((label, ours_label, times[0] / reference[0], times[1] / reference[1]))
+        rows.append(Row(name, label, ours_label, tokens, times, reference, (reference, reference), per_token * run,
+                        kernel))
+        ratios.append((label, ours_label, 1 / times.speedup(reference, 0), 1 / times.speedup(reference, 1)))
     return rows, ratios
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="configs (a) and (b) only, 2 repeats")
+    parser.add_argument("--quick", action="store_true", help="configs (a) and (b) only, 2 rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per configuration")
     parser.add_argument("--no-jax", action="store_true", help="skip the Keras and Flax peers")
     import _report
 
     _report.add_option(parser)
     args = parser.parse_args()
-    repeats = 2 if args.quick else 3
+    repeats = 2 if args.quick else args.rounds
     torch.manual_seed(0)
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="bench_birnn-")  # kernels measured in this run
     recording = _report.Recording()
@@ -390,7 +419,7 @@ def main() -> None:
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for line in rows:
         print(line.line(peak))
-    if any(100 * r.train_flops / r.times[0] / peak > 100 for r in rows):
+    if any(100 * r.train_flops / r.timing.best[0] / peak > 100 for r in rows):
         print("\n† faster than every GEMM measurement of the run: the peak was measured in a slower moment.")
     print("\nFLOPs per computed token (padded kernels compute B·T tokens, packed ones and hand-bptt the valid ones):")
     for name, c in CONFIGS.items():
