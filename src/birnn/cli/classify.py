@@ -32,7 +32,7 @@ def _p(path: str, *declarations: str, **settings):
 @from_config(_R, "text_field", help="CSV column / JSON key of the text.")
 @from_config(_R, "label_field", help="CSV column / JSON key of the label.")
 @from_config(_R, "model.tokenizer", type=click.Choice(TOKENIZERS), help="How text is split into tokens.")
-@click.option("--preset", type=click.Choice(sorted(PRESETS)), help="Settings of the documented MR classifier.")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), help="Settings of the documented MR classifiers.")
 @_p("cv", type=click.IntRange(min=0), help="K-fold cross-validation, stratified (0: one run).")
 @click.option("--max-folds", type=POSITIVE, help="Run only the first N of the --cv folds. [default: all]")
 @from_config(_R, "dev_fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
@@ -52,6 +52,9 @@ def _p(path: str, *declarations: str, **settings):
 @_p("model.dropout", type=_UNIT, help="On token vectors, between layers and on the sequence vector.")
 @_p("model.word_dropout", type=_UNIT, help="P(a training singleton is read as <unk>).")
 @_p("model.bilm", type=click.Path(file_okay=False), help="biLM run: frozen token vectors join the input.")
+@_p("model.nb_ngrams", type=click.IntRange(min=0),
+    help="Add the Naive Bayes log-odds of the sentence's 1- to N-grams to the scores (0: off).")
+@_p("model.nb_alpha", type=POSITIVE_FLOAT, help="Add-alpha smoothing of the Naive Bayes counts.")
 @_p("pretrain_epochs", type=click.IntRange(min=0),
     help="First pretrain the encoder as two word LMs on the training text, N epochs (0: off).")
 @_p("train.epochs", type=POSITIVE)

@@ -94,6 +94,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model": ClassifierConfig(model="bilstm", pool="max", embedding=300, hidden=100, dropout=0.5, min_count=2),
         "train": TrainConfig(epochs=5, batch_size=50, lr=1e-3, clip=5.0, patience=2),
     },
+    # the same BiLSTM times binarised Naive Bayes over uni- and bigrams (Wang & Manning 2012), trained together
+    "mr-nb": {
+        "cv": 10,
+        "model": ClassifierConfig(model="bilstm", pool="max", embedding=300, hidden=100, dropout=0.5, min_count=2,
+                                  nb_ngrams=2),
+        "train": TrainConfig(epochs=5, batch_size=50, lr=1e-3, clip=5.0, patience=2),
+    },
 }
 
 

@@ -3,13 +3,18 @@
     r_t = [ e(w_t) ; c(chars of w_t) ; b_t ]            word ⊕ optional character and biLM features (as the tagger)
     h   = Encoder(dropout(r))                           (B, T, 2H)
     v   = pool(h, lengths)                              (B, 2H)  summary | mean | max | attention | last
-    p(y | x) = softmax(W dropout(v) + b),   loss = mean_b -log p(y_b | x_b)
+    p(y | x) = softmax(W dropout(v) + b [+ γ ⊙ s(x)]),   loss = mean_b -log p(y_b | x_b)
 
 ``pool`` is one of ``birnn.nn.pooling.POOLS``: ``summary`` = [→h after the last token ; ←h after
 the first], the two final states; ``last`` = h at the batch's last column, which on a padded
 batch reads padding and whose backward half has seen one token (kept to show the mistake).
 With a biLM, b_t is its frozen contextual vector of the token (``tasks.bilm``), computed by the
 task as for the tagger and handed to the network as ``context``.
+With ``nb_ngrams`` = n, s(x) (K,) is the sentence's binarised Naive Bayes log-odds over its 1- to
+n-grams (``tasks.log_count_ratios``; Wang & Manning 2012), from training counts the network keeps,
+and γ (K,) is learned: the BiRNN and Naive Bayes as one product of experts, trained together.
+Training sentences read their s(x) leave-one-out, so γ learns how far to trust it on unseen text;
+it starts at the γ that best calibrates those leave-one-out scores alone.
 Label strings live here and in the data layer only.
 """
 
@@ -30,6 +35,7 @@ from birnn.nn.chars import CharBiLSTM, CharCNN
 from birnn.nn.pooling import POOLS, Pool
 from birnn.tasks.bilm import BiLMEmbedder, batch_context, with_vectors
 from birnn.tasks.encoders import Encoder, check_model, is_bidirectional, seeded
+from birnn.tasks.log_count_ratios import calibrated_scale, ngrams, sentence_counts, sentence_scores
 
 CHAR_ENCODERS = ("lstm", "cnn", "none")
 # word ids, label id, tokens as written (and, with a biLM, their vectors (n, D))
@@ -47,7 +53,9 @@ class ClassifierConfig:
     filters); dropout: on the token vectors, between layers and on the pooled vector; word_dropout:
     probability that a training singleton is read as <unk>; lowercase: words looked up lower-cased;
     tokenizer: how raw text is split at prediction time ("whitespace" | "regex", as in training);
-    bilm: the run directory of a biLM whose frozen token vectors join the representation."""
+    bilm: the run directory of a biLM whose frozen token vectors join the representation;
+    nb_ngrams: n > 0 adds the Naive Bayes log-odds of the sentence's 1- to n-grams, smoothed by
+    ``nb_alpha``, to the scores (0: off)."""
 
     model: str = "bilstm"
     pool: str = "max"
@@ -64,6 +72,8 @@ class ClassifierConfig:
     lowercase: bool = False
     tokenizer: str = "whitespace"
     bilm: str | None = None
+    nb_ngrams: int = 0
+    nb_alpha: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -74,8 +84,11 @@ class ClassifierConfig:
         for name in ("dropout", "word_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must lie in [0, 1); got {getattr(self, name)}")
-        if not self.init > 0:
-            raise ValueError(f"init must be > 0; got {self.init}")
+        for name in ("init", "nb_alpha"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0; got {getattr(self, name)}")
+        if self.nb_ngrams < 0:
+            raise ValueError(f"nb_ngrams must be >= 0 (0: off); got {self.nb_ngrams}")
         if self.pool not in POOLS:
             raise ValueError(f"pool must be one of {POOLS}; got {self.pool!r}")
         if self.chars not in CHAR_ENCODERS:
@@ -86,13 +99,16 @@ class ClassifierConfig:
 
 class Classifier(nn.Module):
     """``classifier(words (B, T), lengths (B,), chars (B, T, C) = None, char_lengths (B, T) = None,
-    context (B, T, D) = None) -> logits (B, K)``.
+    context (B, T, D) = None, ngrams (B, F) = None, own_labels (B,) = None) -> logits (B, K)``.
 
     ``bilm``: the frozen embedder whose vectors ``context`` holds; kept here so that its weights
-    are saved with the classifier's."""
+    are saved with the classifier's. With ``n_ngrams`` (config.nb_ngrams > 0) the buffer
+    ``ngram_counts`` (n_ngrams, K) holds the training counts (``log_count_ratios.sentence_counts``),
+    saved with the weights, and ``ngrams`` are each sentence's distinct n-gram ids, 0-padded;
+    ``own_labels``: the sentences were counted, with these labels (leave-one-out scores)."""
 
     def __init__(self, config: ClassifierConfig, n_words: int, n_chars: int, n_labels: int,
-                 bilm: BiLMEmbedder | None = None) -> None:
+                 bilm: BiLMEmbedder | None = None, n_ngrams: int = 0) -> None:
         super().__init__()
         self.embedding = nn.Embedding(n_words, config.embedding, padding_idx=0)
         with torch.no_grad():
@@ -113,9 +129,19 @@ class Classifier(nn.Module):
         size = self.encoder.output_size
         self.pool = Pool(config.pool, size, config.hidden if is_bidirectional(config.model) else size)
         self.output = nn.Linear(size, n_labels)
+        self.nb_alpha = config.nb_alpha if config.nb_ngrams else None
+        if config.nb_ngrams:
+            self.register_buffer("ngram_counts", torch.zeros(n_ngrams, n_labels))
+            self.nb_scale = nn.Parameter(torch.ones(n_labels))  # γ, calibrated by ClassificationTask.for_data
 
-    def forward(self, words, lengths, chars=None, char_lengths=None, context=None) -> torch.Tensor:
-        return self.output(self.output_dropout(self.encode(words, lengths, chars, char_lengths, context)))
+    def forward(self, words, lengths, chars=None, char_lengths=None, context=None, ngrams=None,
+                own_labels=None) -> torch.Tensor:
+        scores = self.output(self.output_dropout(self.encode(words, lengths, chars, char_lengths, context)))
+        if self.nb_alpha is None:
+            return scores
+        if ngrams is None:
+            raise ValueError("this classifier adds Naive Bayes scores: pass the sentences' ngrams (B, F)")
+        return scores + self.nb_scale * sentence_scores(self.ngram_counts, ngrams, self.nb_alpha, own_labels)
 
     def encode(self, words, lengths, chars=None, char_lengths=None, context=None) -> torch.Tensor:
         """The pooled sequence vector v: (B, 2H)."""
@@ -137,7 +163,8 @@ class Classifier(nn.Module):
 class ClassificationBatch(NamedTuple):
     """inputs: (B, T) int64 (0 at padding); targets: (B,) label ids; lengths: (B,);
     chars (B, T, C), char_lengths (B, T): the characters of the same tokens; context (B, T, D):
-    their biLM vectors (None without a biLM)."""
+    their biLM vectors (None without a biLM); ngrams (B, F): each sentence's distinct n-gram ids,
+    0-padded (None without Naive Bayes scores)."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
@@ -145,6 +172,7 @@ class ClassificationBatch(NamedTuple):
     chars: torch.Tensor
     char_lengths: torch.Tensor
     context: torch.Tensor | None = None
+    ngrams: torch.Tensor | None = None
 
     @property
     def tokens(self) -> int:
@@ -157,22 +185,28 @@ class ClassificationTask:
 
     With a biLM (``config.bilm`` names its run; ``bilm`` is its embedder, loaded by the caller) every
     example carries its tokens' biLM vectors, computed once when it is encoded (``bilm.with_vectors``).
+    With ``config.nb_ngrams``, ``ngrams`` is the vocabulary of the training n-grams (as looked up).
     """
 
     kind = "classify"
     monitor = "accuracy"
 
     def __init__(self, config: ClassifierConfig, words: Vocab, chars: Vocab, labels: Vocab,
-                 singletons: list[int], bilm: BiLMEmbedder | None = None) -> None:
+                 singletons: list[int], bilm: BiLMEmbedder | None = None, ngrams: Vocab | None = None) -> None:
         if (config.bilm is None) != (bilm is None):
             raise ValueError(f"config.bilm={config.bilm!r} needs the biLM's embedder, and only then one")
+        if (config.nb_ngrams == 0) != (ngrams is None):
+            raise ValueError(f"config.nb_ngrams={config.nb_ngrams} needs an n-gram vocabulary, and only then one")
+        self.ngrams = ngrams
         self.config, self.words, self.chars, self.classes = config, words, chars, labels
         self.singletons = singletons
         self._singleton_mask = torch.zeros(len(words), dtype=torch.bool)
         self._singleton_mask[torch.tensor(singletons, dtype=torch.int64)] = True
         self._char_batcher = CharBatcher(chars)
         self.model = seeded(
-            config.seed, lambda: Classifier(config, len(words), len(chars), len(labels), bilm), config
+            config.seed,
+            lambda: Classifier(config, len(words), len(chars), len(labels), bilm, len(ngrams) if ngrams else 0),
+            config,
         )
 
     @property
@@ -193,7 +227,23 @@ class ClassificationTask:
         labels = Vocab(sorted({e[1] for e in examples}), specials=False)
         if len(labels) < 2:
             raise ValueError(f"classification needs at least two labels; got {labels.itos}")
-        return cls(config, words, char_vocab(e[0] for e in examples), labels, singletons, bilm)
+        features = [cls._ngrams_of(config, e[0]) for e in examples] if config.nb_ngrams else []
+        ngram_vocab = Vocab(sorted({f for sentence in features for f in sentence})) if config.nb_ngrams else None
+        task = cls(config, words, char_vocab(e[0] for e in examples), labels, singletons, bilm, ngram_vocab)
+        if ngram_vocab is not None:
+            task._count(features, torch.tensor([labels.stoi[e[1]] for e in examples]))
+        return task
+
+    def _count(self, features: Sequence[Sequence[str]], targets: torch.Tensor) -> None:
+        """The Naive Bayes counts of the training sentences' n-grams, and γ calibrated on their
+        leave-one-out scores."""
+        ids = [self.ngrams.encode(f) for f in features]
+        counts = sentence_counts(ids, targets.tolist(), len(self.ngrams), len(self.classes))
+        network = self.network
+        with torch.no_grad():
+            network.ngram_counts.copy_(torch.from_numpy(counts))
+            own = sentence_scores(network.ngram_counts, pad(ids)[0], self.config.nb_alpha, targets)
+            network.nb_scale.fill_(calibrated_scale(own, targets))
 
     @classmethod
     def word_vocabulary(cls, config: ClassifierConfig, sentences: Sequence[Sequence[str]]) -> tuple[Vocab, list[int]]:
@@ -210,19 +260,26 @@ class ClassificationTask:
         bilm = self.network.bilm
         return {"kind": self.kind, "config": asdict(self.config), "words": self.words.to_dict(),
                 "chars": self.chars.to_dict(), "labels": self.classes.to_dict(),
-                "singletons": self.singletons} | ({"bilm": bilm.describe()} if bilm is not None else {})
+                "singletons": self.singletons} | ({"bilm": bilm.describe()} if bilm is not None else {}) | (
+                {"ngrams": self.ngrams.to_dict()} if self.ngrams is not None else {})
 
     @classmethod
     def from_description(cls, d: dict[str, Any]) -> ClassificationTask:
-        """The biLM is rebuilt from its description; its weights are in the classifier's checkpoint."""
+        """The biLM is rebuilt from its description; its weights, and the n-gram counts, are in the
+        classifier's checkpoint."""
         bilm = BiLMEmbedder.from_description(d["bilm"]) if "bilm" in d else None
+        ngram_vocab = Vocab.from_dict(d["ngrams"]) if "ngrams" in d else None
         return cls(ClassifierConfig(**d["config"]), Vocab.from_dict(d["words"]), Vocab.from_dict(d["chars"]),
-                   Vocab.from_dict(d["labels"]), list(d["singletons"]), bilm)
+                   Vocab.from_dict(d["labels"]), list(d["singletons"]), bilm, ngram_vocab)
 
     # ----- data ----------------------------------------------------------------------------------
     @staticmethod
     def _lookup_form(config: ClassifierConfig, tokens: Sequence[str]) -> list[str]:
         return [t.lower() for t in tokens] if config.lowercase else list(tokens)
+
+    @classmethod
+    def _ngrams_of(cls, config: ClassifierConfig, tokens: Sequence[str]) -> list[str]:
+        return ngrams(cls._lookup_form(config, tokens), config.nb_ngrams)
 
     def tokenize(self, text: str) -> list[str]:
         """Raw text -> tokens, split as the training files were."""
@@ -250,18 +307,30 @@ class ClassificationTask:
         targets = torch.tensor([e[1] for e in examples], dtype=torch.int64)
         chars = self._char_batcher([e[2] for e in examples])
         context = batch_context(self.network.bilm, examples)
-        return ClassificationBatch(inputs, targets, lengths, chars.chars, chars.char_lengths, context)
+        return ClassificationBatch(inputs, targets, lengths, chars.chars, chars.char_lengths, context,
+                                   self._ngram_ids(examples))
+
+    def _ngram_ids(self, examples: Sequence[Example]) -> torch.Tensor | None:
+        """Each sentence's distinct n-gram ids (B, F), 0-padded; unseen n-grams are <unk> (no score)."""
+        if self.ngrams is None:
+            return None
+        return pad([self.ngrams.encode(self._ngrams_of(self.config, e[2])) for e in examples])[0]
 
     # ----- training and evaluation ---------------------------------------------------------------
-    def _logits(self, batch: ClassificationBatch, words: torch.Tensor | None = None) -> torch.Tensor:
+    def _logits(self, batch: ClassificationBatch, words: torch.Tensor | None = None,
+                own_labels: torch.Tensor | None = None) -> torch.Tensor:
         words = batch.inputs if words is None else words
-        return self.model(words, batch.lengths, batch.chars, batch.char_lengths, batch.context)  # (B, K)
+        return self.model(words, batch.lengths, batch.chars, batch.char_lengths, batch.context, batch.ngrams,
+                          own_labels)  # (B, K)
 
     def loss(self, batch: ClassificationBatch) -> torch.Tensor:
-        words = batch.inputs
-        if self.config.word_dropout and self.network.training:
+        """Mean NLL; in training mode singletons may be read as <unk> and the Naive Bayes scores are
+        leave-one-out (the batch comes from the training data that was counted)."""
+        words, training = batch.inputs, self.network.training
+        if self.config.word_dropout and training:
             words = singleton_word_dropout(words, self._singleton_mask, 1, self.config.word_dropout, None)
-        return nn.functional.cross_entropy(self._logits(batch, words), batch.targets)
+        own = batch.targets if training and self.ngrams is not None else None
+        return nn.functional.cross_entropy(self._logits(batch, words, own), batch.targets)
 
     def evaluate_batch(self, batch: ClassificationBatch) -> tuple[list[int], list[int]]:
         """(predicted, gold) label ids of the batch's sentences."""

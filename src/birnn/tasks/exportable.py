@@ -25,7 +25,7 @@ JSON): scores (B, K), tags (B,) the argmax, probabilities (B, K) the softmax, fe
 the pooled vector.
 
 A tagger or classifier that reads biLM vectors is refused (ValueError): its biLM runs outside the
-network.
+network; so is a classifier with Naive Bayes n-gram scores, whose n-grams are looked up outside it.
 """
 
 from __future__ import annotations
@@ -207,6 +207,9 @@ def classifier_graph(task: Any) -> OnnxGraph:
     """A ``ClassificationTask``'s graph; raw text is cut by ``tokenizer`` before the lookup."""
     network = task.network
     _refuse_bilm(network, "classifier")
+    if task.ngrams is not None:
+        raise ValueError("a classifier with Naive Bayes n-gram scores (nb_ngrams) cannot be exported: its "
+                         "n-grams are looked up outside the network")
     config = {"kind": task.kind, "level": "sentence", "words": task.words.itos, "lowercase": task.config.lowercase,
               "chars": task.chars.itos, "max_word_length": task._char_batcher.max_word_length,
               "tokenizer": task.config.tokenizer, "tags": task.labels, "labels": task.labels,
