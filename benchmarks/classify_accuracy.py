@@ -2,6 +2,7 @@
 
     python benchmarks/classify_accuracy.py                      # trains what is missing, then the table
     python benchmarks/classify_accuracy.py --presets mr-nb --no-report
+    python benchmarks/classify_accuracy.py --pooling --models lstm --no-report   # one share of the pooling grid
 
 Rows: binarised multinomial Naive Bayes over 1- and 1–2-grams (add-1 smoothing, log prior; no
 network, from ``birnn.tasks.log_count_ratios``), and each ``birnn train classify`` preset, one run
@@ -9,6 +10,11 @@ directory ``--root/PRESET`` each. A finished cross-validation (``cv.json`` of ev
 an interrupted or shortened one continued, a missing one trained, so the table can be re-run at any time. Every row uses the
 preset's folds (``split_seed`` 0), so the rows differ only in the model. Minutes are the folds'
 wall-clock training and scoring time as measured when they ran.
+
+``--pooling`` adds the table of pooling choices: the ``mr`` preset with each ``--pool`` for the
+BiLSTM and for a left-to-right LSTM of the same width (``--model lstm``: 2 × 100 units), one run
+directory ``--root/mr-POOL-MODEL`` each (the BiLSTM with max pooling is the ``mr`` row's run).
+``--models`` and ``--pools`` train a share of the grid, so that two processes can split it.
 """
 
 from __future__ import annotations
@@ -26,8 +32,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _report  # noqa: E402
 from birnn.data.vocab import Vocab  # noqa: E402
 from birnn.experiments.classify import PRESETS, ClassifyRun, run_classifier, stratified_folds  # noqa: E402
+from birnn.nn.pooling import POOLS  # noqa: E402
 from birnn.tasks.log_count_ratios import ngrams, sentence_counts, sentence_scores  # noqa: E402
 
+POOLING_MODELS = {"bilstm": "BiLSTM: 100 units per direction",
+                  "lstm": "LSTM: one left-to-right LSTM of 200 units, as wide as the BiLSTM's output"}
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sentence_polarity"
 
 
@@ -53,6 +62,22 @@ def naive_bayes_accuracy(examples: list, folds: list[np.ndarray], n: int) -> lis
     return accuracies
 
 
+def cross_validation(data: Path, out: Path, preset: str, **settings: object) -> dict:
+    """The finished cross-validation in ``out`` (``cv.json`` of every fold), continued or trained if needed."""
+    run = ClassifyRun.build([data], preset, **settings)
+    done = out / "cv.json"
+    result = json.loads(done.read_text()) if done.is_file() else {"folds": []}
+    if len(result["folds"]) < run.cv:  # missing, interrupted, or a --max-folds run: the rest of its folds
+        result = run_classifier(run, out, resume=out.exists(), progress=False,
+                                log=lambda line: print(line, file=sys.stderr))
+    return result
+
+
+def accuracy(result: dict) -> str:
+    values = [100 * f["test"]["accuracy"] for f in result["folds"]]
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
 def row(name: str, accuracies: list[float], macro: list[float] | None = None, minutes: float | None = None) -> str:
     pct = [100 * a for a in accuracies]
     macro_text = f"{100 * statistics.mean(macro):.2f}" if macro else "—"
@@ -66,19 +91,19 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA, help="the sentence polarity folder")
     parser.add_argument("--root", type=Path, default=Path("runs/classify-table"), help="run directories")
     parser.add_argument("--presets", nargs="+", default=sorted(PRESETS), choices=sorted(PRESETS))
+    parser.add_argument("--pooling", action="store_true", help="also the table of pooling choices")
+    parser.add_argument("--models", nargs="+", default=list(POOLING_MODELS), choices=list(POOLING_MODELS))
+    parser.add_argument("--pools", nargs="+", default=list(POOLS), choices=list(POOLS))
     _report.add_option(parser)
     args = parser.parse_args()
     recording = _report.Recording()
-    results = {}
-    for preset in args.presets:
-        run = ClassifyRun.build([args.data], preset)
-        out = args.root / preset
-        done = out / "cv.json"
-        result = json.loads(done.read_text()) if done.is_file() else {"folds": []}
-        if len(result["folds"]) < run.cv:  # missing, interrupted, or a --max-folds run: the rest of its folds
-            result = run_classifier(run, out, resume=out.exists(), progress=False,
-                                    log=lambda line: print(line, file=sys.stderr))
-        results[preset] = result
+    results = {preset: cross_validation(args.data, args.root / preset, preset) for preset in args.presets}
+    pooling = {}
+    if args.pooling:
+        for model in args.models:
+            for pool in args.pools:
+                out = args.root / ("mr" if (model, pool) == ("bilstm", "max") else f"mr-{pool}-{model}")
+                pooling[model, pool] = cross_validation(args.data, out, "mr", pool=pool, model=model)
     run = ClassifyRun.build([args.data], args.presets[0])
     examples = run.read(run.train_files).examples
     folds = stratified_folds([y for _, y in examples], run.cv, run.split_seed)
@@ -93,6 +118,16 @@ def main() -> None:
         folds_done = result["folds"]
         print(row(f"`--preset {preset}`", [f["test"]["accuracy"] for f in folds_done],
                   [f["test"]["macro_f1"] for f in folds_done], sum(f["seconds"] for f in folds_done) / 60))
+    if pooling:
+        models = [m for m in POOLING_MODELS if any(key[0] == m for key in pooling)]
+        described = "; ".join(POOLING_MODELS[m] for m in models)
+        print(f"\nPooling, `--preset mr` with `--pool P`, 10-fold test accuracy ({described}):\n")
+        print("| pool | " + " | ".join(POOLING_MODELS[m].split(":")[0] for m in models) + " |")
+        print("|---|" + "---:|" * len(models))
+        for pool in POOLS:
+            if any((m, pool) in pooling for m in models):
+                print(f"| {pool} | " + " | ".join(accuracy(pooling[m, pool]) if (m, pool) in pooling else "—"
+                                                 for m in models) + " |")
     _report.finish(args, "classify_accuracy", recording)
 
 
