@@ -236,14 +236,14 @@ def test_export_and_predict_from_the_command_line_without_torch(tmp_path, capsys
     assert main(["predict", str(tmp_path / "run"), "--engine", "onnx"]) == 2  # a run directory holds no .onnx
 
 
-@pytest.mark.parametrize("pool, chars", [("summary", "lstm"), ("attention", "none")])
-def test_exported_classifier_equals_torch(tmp_path, pool, chars):
+@pytest.mark.parametrize("pool, chars, nb", [("summary", "lstm", 0), ("attention", "none", 0), ("max", "cnn", 2)])
+def test_exported_classifier_equals_torch(tmp_path, pool, chars, nb):
     from birnn.tasks.classifier import ClassificationTask, ClassifierConfig
 
     examples = [(["good", "film", "really"], "pos"), (["bad", "movie"], "neg"), (["fine"], "pos"),
                 (["awful", "really", "bad", "plot"], "neg")]
     config = ClassifierConfig(model="bigru" if chars == "none" else "bilstm", pool=pool, chars=chars, hidden=5,
-                              embedding=4, char_hidden=3)
+                              embedding=4, char_hidden=3, nb_ngrams=nb)
     task = ClassificationTask.for_data(config, examples)
     export(task, tmp_path / "classifier.onnx")
     onnx, eager = OnnxPredictor(tmp_path / "classifier.onnx"), Predictor(task)

@@ -14,7 +14,8 @@ import torch
 
 import birnn
 from birnn.tasks import ClassificationTask, ClassifierConfig, from_description
-from birnn.tasks.log_count_ratios import JOIN, calibrated_scale, distinct_ids, ngrams, ratios_of_ids, sentence_counts, sentence_scores
+from birnn.data.textclass import NGRAM_JOIN, ngrams
+from birnn.tasks.log_count_ratios import calibrated_scale, distinct_ids, ratios_of_ids, sentence_counts, sentence_scores
 from birnn.train import TrainConfig, Trainer, evaluate
 
 SENTENCES = [[2, 3, 3, 4], [2, 5], [4, 6, 1], [5, 5, 6, 2], [3, 6], [7]]  # ids; 1 is <unk>, 0 <pad>
@@ -85,7 +86,7 @@ def test_leave_one_out_never_gives_nan_for_sentences_that_were_not_counted():
 
 
 def test_ngrams_are_the_distinct_one_to_n_grams():
-    assert ngrams(["a", "b", "a", "b"], 2) == sorted({"a", "b", f"a{JOIN}b", f"b{JOIN}a"})
+    assert ngrams(["a", "b", "a", "b"], 2) == sorted({"a", "b", f"a{NGRAM_JOIN}b", f"b{NGRAM_JOIN}a"})
     assert ngrams(["a"], 3) == ["a"]
 
 
@@ -162,29 +163,29 @@ def test_a_classifier_with_naive_bayes_scores_trains_leave_one_out_and_keeps_its
     np.testing.assert_allclose(np.stack(model.predict_proba(sentences)), np.stack(alone), atol=1e-6)
 
 
-def test_nb_settings_are_checked_and_such_a_classifier_is_not_exported():
-    from birnn.tasks.exportable import onnx_graph
-
+def test_nb_settings_are_checked():
     with pytest.raises(ValueError, match="nb_alpha must be > 0; got 0"):
         ClassifierConfig(nb_ngrams=1, nb_alpha=0)
     with pytest.raises(ValueError, match="nb_ngrams must be >= 0"):
         ClassifierConfig(nb_ngrams=-1)
-    task = ClassificationTask.for_data(ClassifierConfig(hidden=4, embedding=4, nb_ngrams=1), lexical(10))
-    with pytest.raises(ValueError, match="Naive Bayes n-gram scores .* cannot be exported"):
-        onnx_graph(task)
 
 
-def test_train_classify_with_nb_ngrams_predicts_and_export_refuses_in_one_line(tmp_path, capsys):
+def test_train_classify_with_nb_ngrams_predicts_from_torch_and_from_onnx_alike(tmp_path, capsys):
     from birnn.cli import main
 
     lines = [f"{label}\t{' '.join(words)}" for words, label in lexical(120, seed=3)]
     (tmp_path / "train.tsv").write_text("\n".join(lines) + "\n")
     assert main(["train", "classify", "--train", str(tmp_path / "train.tsv"), "--nb-ngrams", "2", "--hidden", "4",
                  "--embedding", "4", "--epochs", "2", "--quiet", "--out", str(tmp_path / "run")]) == 0
+    (tmp_path / "in.txt").write_text("pos1 w3 w4\nneg2 w1\nunseen words only\n")
+    assert main(["export", str(tmp_path / "run"), "--to", str(tmp_path / "model.onnx")]) == 0
     capsys.readouterr()
-    (tmp_path / "in.txt").write_text("pos1 w3 w4\nneg2 w1\n")
-    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "in.txt")]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 2
-    assert main(["export", str(tmp_path / "run"), "--to", str(tmp_path / "model.onnx")]) == 2
-    error = capsys.readouterr().err.strip().splitlines()
-    assert len(error) == 1 and "Naive Bayes n-gram scores" in error[0]
+    outputs = []
+    for engine in ("torch", "onnx"):
+        where = tmp_path / ("run" if engine == "torch" else "model.onnx")
+        assert main(["predict", str(where), str(tmp_path / "in.txt"), "--engine", engine, "--format", "json"]) == 0
+        outputs.append([json.loads(line) for line in capsys.readouterr().out.splitlines()])
+    assert [r["label"] for r in outputs[0]] == [r["label"] for r in outputs[1]] and len(outputs[0]) == 3
+    for eager, onnx in zip(*outputs, strict=True):
+        for label in eager["p"]:
+            assert onnx["p"][label] == pytest.approx(eager["p"][label], abs=1e-5)

@@ -12,6 +12,9 @@
 - ``csv`` (with a header row) and ``jsonl`` (one object per line): the ``text_field`` and
   ``label_field`` columns or keys.
 
+``ngrams(tokens, n)``: a sentence's distinct 1- to n-grams, the features of Naive Bayes
+(``tasks.log_count_ratios``).
+
 ``auto`` picks ``classes`` for a folder or several files, ``csv`` for ``.csv``, ``jsonl`` for
 ``.jsonl``/``.ndjson`` and ``tsv`` otherwise. Files may be gzip'ed (``.gz``).
 
@@ -59,6 +62,15 @@ def tokenize(text: str, tokenizer: str = "whitespace") -> list[str]:
     if tokenizer == "regex":
         return _TOKEN.findall(text)
     raise ValueError(f"tokenizer must be one of {TOKENIZERS}; got {tokenizer!r}")
+
+
+NGRAM_JOIN = "\x1f"  # between the words of an n-gram (no tokeniser leaves it inside a token)
+
+
+def ngrams(tokens: Sequence[str], n: int) -> list[str]:
+    """The distinct 1- to n-grams of a sentence, sorted; the words of one are joined by ``NGRAM_JOIN``."""
+    return sorted({NGRAM_JOIN.join(tokens[i:i + size]) for size in range(1, n + 1)
+                   for i in range(len(tokens) - size + 1)})
 
 
 def decode(data: bytes) -> tuple[str, str]:

@@ -18,6 +18,7 @@ import numpy as np
 
 from birnn.data.characters import CharBatcher, word_shape_ids
 from birnn.data.tagschemes import bioes_to_bio
+from birnn.data.textclass import ngrams
 from birnn.data.vocab import Vocab
 from birnn.serve.batched import SortedBatches
 from birnn.serve.char_cache import CharVectorCache
@@ -28,6 +29,7 @@ VERSION = 2  # 1: one graph that read every token's characters
 # the cost model of length_groups for onnxruntime's CPU LSTM: a step's fixed cost is that of about
 # STEP_ROWS more rows, a call's (graph launch, slicing) that of CALL_CELLS more padded cells
 STEP_ROWS, CALL_CELLS = 8.0, 32.0
+BY_TOKEN = ("words", "char_vectors", "shapes")  # inputs with a time axis, cut to a group's longest sentence
 OUTPUT_OF = {"predict": ("tags",), "predict_proba": ("probabilities",),
              "predict_with_proba": ("tags", "probabilities"), "embed": ("features",)}
 
@@ -92,6 +94,7 @@ class OnnxPredictor(SortedBatches):
         self.config = config = read_config(self.path)
         self.session = _session(self.path, threads)
         self.words = {word: i for i, word in enumerate(config["words"])}
+        self.ngrams = {ngram: i for i, ngram in enumerate(config.get("ngrams", []))}
         self.inputs = list(config["inputs"])
         self._char_vectors = self._char_cache(config, threads) if "char_vectors" in self.inputs else None
         self._merge = np.zeros((len(config["tags"]), len(config["labels"])), dtype=np.float32)
@@ -135,13 +138,15 @@ class OnnxPredictor(SortedBatches):
     def _word_ids(self, tokens: list[str]) -> list[int]:
         if self.config.get("blank") is not None:  # a cloze model: blanks are read as <mask>
             tokens = [self.config["mask"] if t == self.config["blank"] else t for t in tokens]
-        if self.config["lowercase"]:
-            tokens = [t.lower() for t in tokens]
-        return [self.words.get(t, 1) for t in tokens]
+        return [self.words.get(t, 1) for t in self._lookup(tokens)]
+
+    def _lookup(self, tokens: list[str]) -> list[str]:
+        return [t.lower() for t in tokens] if self.config["lowercase"] else tokens
 
     def features(self, sentences: list[list[str]]) -> dict[str, np.ndarray]:
         """The graph's inputs for a batch of sentences: words, lengths (B, T) / (B,) int64 and the
-        character vectors (B, T, D) float32 and shapes (B, T) int64 the model reads."""
+        character vectors (B, T, D) float32, shapes (B, T) int64 and n-gram ids (B, F) int64 the
+        model reads."""
         lengths = np.array([len(s) for s in sentences], dtype=np.int64)
         steps = int(lengths.max())
         feeds = {"words": np.zeros((len(sentences), steps), dtype=np.int64), "lengths": lengths}
@@ -149,6 +154,12 @@ class OnnxPredictor(SortedBatches):
             feeds["words"][row, : len(tokens)] = self._word_ids(tokens)
         if self._char_vectors is not None:
             feeds["char_vectors"] = self._char_vectors(sentences, steps)
+        if "ngrams" in self.inputs:  # each sentence's distinct n-gram ids, 0-padded (unseen: <unk>, no score)
+            ids = [[self.ngrams.get(g, 1) for g in ngrams(self._lookup(tokens), self.config["ngram_order"])]
+                   for tokens in sentences]
+            feeds["ngrams"] = np.zeros((len(sentences), max(map(len, ids))), dtype=np.int64)
+            for row, found in enumerate(ids):
+                feeds["ngrams"][row, : len(found)] = found
         if "shapes" in self.inputs:
             feeds["shapes"] = np.zeros((len(sentences), steps), dtype=np.int64)
             for row, tokens in enumerate(sentences):
@@ -168,7 +179,8 @@ class OnnxPredictor(SortedBatches):
         results: list[Any] = [None] * len(sentences)
         for start, end in length_groups(lengths, STEP_ROWS, CALL_CELLS):
             steps = int(lengths[end - 1])
-            group = {name: np.ascontiguousarray(value[start:end, :steps] if value.ndim > 1 else value[start:end])
+            group = {name: np.ascontiguousarray(value[start:end, :steps] if value.ndim > 1 and name in BY_TOKEN
+                                                else value[start:end])
                      for name, value in feeds.items()}
             for i, result in zip(order[start:end], self._predict_group(method, ordered[start:end], group),
                                  strict=True):

@@ -30,12 +30,12 @@ from torch import nn
 
 from birnn.data import Vocab, pad
 from birnn.data.characters import CharBatcher, char_vocab, singleton_word_dropout
-from birnn.data.textclass import TOKENIZERS, tokenize
+from birnn.data.textclass import TOKENIZERS, ngrams, tokenize
 from birnn.nn.chars import CharBiLSTM, CharCNN
 from birnn.nn.pooling import POOLS, Pool
 from birnn.tasks.bilm import BiLMEmbedder, batch_context, with_vectors
 from birnn.tasks.encoders import Encoder, check_model, is_bidirectional, seeded
-from birnn.tasks.log_count_ratios import calibrated_scale, ngrams, sentence_counts, sentence_scores
+from birnn.tasks.log_count_ratios import calibrated_scale, sentence_counts, sentence_scores
 
 CHAR_ENCODERS = ("lstm", "cnn", "none")
 # word ids, label id, tokens as written (and, with a biLM, their vectors (n, D))

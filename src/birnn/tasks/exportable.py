@@ -20,12 +20,16 @@ output, optional CRF) rebuilt from ``birnn.nn.exportable`` pieces with the same 
     features       (B, T, 2H) float  the encoder's token features (``embed``)
 
 ``ClassifierGraph`` is the ``Classifier`` (word ⊕ character features, encoder, pooling, linear
-output); its outputs have the same names, one row per sentence (``"level": "sentence"`` in the
+output, Naive Bayes scores); its outputs have the same names, one row per sentence (``"level": "sentence"`` in the
 JSON): scores (B, K), tags (B,) the argmax, probabilities (B, K) the softmax, features (B, 2H)
 the pooled vector.
 
+A classifier with Naive Bayes scores (``nb_ngrams``) reads one more input after the others,
+``ngrams`` (B, F) int64: each sentence's distinct n-gram ids, 0-padded, from the ``ngrams``
+vocabulary of the JSON (``data.textclass.ngrams``; ``ngram_order`` n); the counts are in the graph.
+
 A tagger or classifier that reads biLM vectors is refused (ValueError): its biLM runs outside the
-network; so is a classifier with Naive Bayes n-gram scores, whose n-grams are looked up outside it.
+network.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from torch import nn
 from birnn.data.characters import WORD_SHAPES, shape_rules
 from birnn.nn.chars import scatter_words
 from birnn.nn.exportable import WordChars, crf_marginals, packed_rnn, viterbi_decode
+from birnn.tasks.log_count_ratios import sentence_scores
 from birnn.tasks.tagger import Tagger
 
 FORMAT = "birnn-onnx"
@@ -183,7 +188,7 @@ def cloze_graph(task: Any) -> OnnxGraph:
 
 
 class ClassifierGraph(nn.Module):
-    """``ClassifierGraph(classifier)``; call ``(words, lengths[, char_vectors])`` ->
+    """``ClassifierGraph(classifier)``; call ``(words, lengths[, char_vectors][, ngrams])`` ->
     (scores (B, K), tags (B,), probabilities (B, K), features (B, 2H)) (module docstring)."""
 
     def __init__(self, classifier: Any) -> None:
@@ -199,6 +204,9 @@ class ClassifierGraph(nn.Module):
         h, _ = self.encoder(torch.cat(parts, dim=-1), lengths)  # (B, T, 2H)
         pooled = classifier.pool(h, lengths)  # (B, 2H)
         scores = classifier.output(pooled)  # (B, K)
+        if classifier.nb_alpha is not None:  # + γ ⊙ s(x) from the n-gram ids (B, F)
+            scores = scores + classifier.nb_scale * sentence_scores(classifier.ngram_counts, features[-1],
+                                                                    classifier.nb_alpha)
         probabilities = torch.softmax(scores, dim=-1)
         return scores, probabilities.argmax(-1), probabilities, pooled
 
@@ -207,16 +215,17 @@ def classifier_graph(task: Any) -> OnnxGraph:
     """A ``ClassificationTask``'s graph; raw text is cut by ``tokenizer`` before the lookup."""
     network = task.network
     _refuse_bilm(network, "classifier")
-    if task.ngrams is not None:
-        raise ValueError("a classifier with Naive Bayes n-gram scores (nb_ngrams) cannot be exported: its "
-                         "n-grams are looked up outside the network")
     config = {"kind": task.kind, "level": "sentence", "words": task.words.itos, "lowercase": task.config.lowercase,
               "chars": task.chars.itos, "max_word_length": task._char_batcher.max_word_length,
               "tokenizer": task.config.tokenizer, "tags": task.labels, "labels": task.labels,
               "label_index": list(range(len(task.labels)))}
     batch = task.collate([task.encode_input(tokens) for tokens in EXAMPLE])
-    example, chars = word_level_inputs(network.chars, batch, ["inputs", "lengths"])
+    fields = ["inputs", "lengths"] + (["ngrams"] if task.ngrams is not None else [])
+    example, chars = word_level_inputs(network.chars, batch, fields)
     axes: dict[str, dict[int, str]] = {name: {0: "batch", 1: "time"} for name in example}
+    if task.ngrams is not None:
+        config |= {"ngrams": task.ngrams.itos, "ngram_order": task.config.nb_ngrams}
+        axes["ngrams"] = {0: "batch", 1: "ngrams"}
     axes["lengths"] = {0: "batch"}
     axes |= {name: {0: "batch"} for name in OUTPUTS}
     names = {"inputs": list(example), "outputs": list(OUTPUTS)} | _char_encoder(network.chars)

@@ -25,12 +25,6 @@ import numpy as np
 import torch
 
 FIRST_ID = 2  # ids 0 and 1 are <pad> and <unk>: no ratios (zero features)
-JOIN = "\x1f"  # between the words of an n-gram (no tokeniser leaves it inside a token)
-
-
-def ngrams(tokens: Sequence[str], n: int) -> list[str]:
-    """The distinct 1- to n-grams of a sentence, sorted; the words of one are joined by ``JOIN``."""
-    return sorted({JOIN.join(tokens[i:i + size]) for size in range(1, n + 1) for i in range(len(tokens) - size + 1)})
 
 
 def sentence_counts(sentences: Sequence[Sequence[int]], labels: Sequence[int], n_ids: int,
