@@ -226,9 +226,13 @@ class Timing:
     def best(self) -> tuple[float, float]:
         return min(r[0] for r in self.rounds), min(r[1] for r in self.rounds)
 
+    def speedups(self, other: Timing, column: int) -> list[float]:
+        """other's time ÷ this time in each round, from the two bursts measured side by side."""
+        return [o[column] / r[column] for r, o in zip(self.rounds, other.rounds, strict=True)]
+
     def speedup(self, other: Timing, column: int) -> float:
-        """other's time ÷ this time, the median over rounds of the two bursts measured side by side."""
-        return float(statistics.median(o[column] / r[column] for r, o in zip(self.rounds, other.rounds, strict=True)))
+        """The median over rounds of ``speedups``."""
+        return float(statistics.median(self.speedups(other, column)))
 
 
 def timed_interleaved(candidates: list[tuple[Step, Step]], repeats: int) -> list[Timing]:
@@ -421,6 +425,12 @@ def main() -> None:
         print(line.line(peak))
     if any(100 * r.train_flops / r.timing.best[0] / peak > 100 for r in rows):
         print("\n† faster than every GEMM measurement of the run: the peak was measured in a slower moment.")
+    print(f"\nSpread of the birnn rows' × correct over the {repeats} rounds (lowest–highest round):")
+    for r in rows:
+        if r.label in OURS:
+            train, infer = (r.timing.speedups(r.correct[i], i) for i in (0, 1))
+            print(f"- ({r.config}) {r.cell}, {r.label}: train {min(train):.2f}–{max(train):.2f}, "
+                  f"inference {min(infer):.2f}–{max(infer):.2f}")
     print("\nFLOPs per computed token (padded kernels compute B·T tokens, packed ones and hand-bptt the valid ones):")
     for name, c in CONFIGS.items():
         if name == "c" and args.quick:
