@@ -177,10 +177,12 @@ def test_the_saved_ensemble_stands_alone_and_evaluates(crf_runs, tmp_path, capsy
     assert len(capsys.readouterr().out.strip().splitlines()) == 3
 
 
-def test_a_classifier_ensemble_averages_log_probabilities(tmp_path):
+@pytest.mark.parametrize("nb_ngrams", [(0, 0), (0, 2)])  # the second: a member with Naive Bayes scores
+def test_a_classifier_ensemble_averages_log_probabilities(tmp_path, nb_ngrams):
     data = polarity(30)
     for seed in range(2):
-        task = ClassificationTask.for_data(ClassifierConfig(hidden=6, embedding=6, seed=seed), data)
+        config = ClassifierConfig(hidden=6, embedding=6, seed=seed, nb_ngrams=nb_ngrams[seed])
+        task = ClassificationTask.for_data(config, data)
         examples = task.encode(data)
         Trainer(task, examples, examples[:4], TrainConfig(epochs=1, batch_size=8, seed=seed), tmp_path / f"c{seed}",
                 progress=False).fit()
