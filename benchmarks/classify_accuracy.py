@@ -7,9 +7,9 @@
 Rows: binarised multinomial Naive Bayes over 1- and 1–2-grams (add-1 smoothing, log prior; no
 network, from ``birnn.tasks.log_count_ratios``), and each ``birnn train classify`` preset, one run
 directory ``--root/PRESET`` each. A finished cross-validation (``cv.json`` of every fold) is read,
-an interrupted or shortened one continued, a missing one trained, so the table can be re-run at any time. Every row uses the
-preset's folds (``split_seed`` 0), so the rows differ only in the model. Minutes are the folds'
-wall-clock training and scoring time as measured when they ran.
+an interrupted or shortened one continued, a missing one trained, so the table can be re-run at
+any time. Every row uses the preset's folds (``split_seed`` 0), so the rows differ only in the
+model. Minutes are the folds' wall-clock training and scoring time as measured when they ran.
 
 ``--pooling`` adds the table of pooling choices: the ``mr`` preset with each ``--pool`` for the
 BiLSTM and for a left-to-right LSTM of the same width (``--model lstm``: 2 × 100 units), one run

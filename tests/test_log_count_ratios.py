@@ -13,9 +13,15 @@ import pytest
 import torch
 
 import birnn
-from birnn.tasks import ClassificationTask, ClassifierConfig, from_description
 from birnn.data.textclass import NGRAM_JOIN, ngrams
-from birnn.tasks.log_count_ratios import calibrated_scale, distinct_ids, ratios_of_ids, sentence_counts, sentence_scores
+from birnn.tasks import ClassificationTask, ClassifierConfig, from_description
+from birnn.tasks.log_count_ratios import (
+    calibrated_scale,
+    distinct_ids,
+    ratios_of_ids,
+    sentence_counts,
+    sentence_scores,
+)
 from birnn.train import TrainConfig, Trainer, evaluate
 
 SENTENCES = [[2, 3, 3, 4], [2, 5], [4, 6, 1], [5, 5, 6, 2], [3, 6], [7]]  # ids; 1 is <unk>, 0 <pad>
@@ -143,8 +149,12 @@ def test_a_classifier_with_naive_bayes_scores_trains_leave_one_out_and_keeps_its
 
     seen = []
     scores_of = module.sentence_scores
-    monkeypatch.setattr(module, "sentence_scores",
-                        lambda table, ids, alpha, own=None: seen.append(own is not None) or scores_of(table, ids, alpha, own))
+
+    def recording(table, ids, alpha, own=None):
+        seen.append(own is not None)
+        return scores_of(table, ids, alpha, own)
+
+    monkeypatch.setattr(module, "sentence_scores", recording)
     examples = task.encode(data)
     Trainer(task, examples[:240], examples[240:], TrainConfig(epochs=3, lr=1e-2, batch_size=16), tmp_path,
             progress=False).fit()
