@@ -20,9 +20,9 @@ output, optional CRF) rebuilt from ``birnn.nn.exportable`` pieces with the same 
     features       (B, T, 2H) float  the encoder's token features (``embed``)
 
 ``ClassifierGraph`` is the ``Classifier`` (word ⊕ character features, encoder, pooling, linear
-output, Naive Bayes scores); its outputs have the same names, one row per sentence (``"level": "sentence"`` in the
-JSON): scores (B, K), tags (B,) the argmax, probabilities (B, K) the softmax, features (B, 2H)
-the pooled vector.
+output, Naive Bayes scores); its outputs have the same names, one row per sentence (``"level":
+"sentence"`` in the JSON): scores (B, K), tags (B,) the argmax, probabilities (B, K) the softmax,
+features (B, 2H) the pooled vector.
 
 A classifier with Naive Bayes scores (``nb_ngrams``) reads one more input after the others,
 ``ngrams`` (B, F) int64: each sentence's distinct n-gram ids, 0-padded, from the ``ngrams``
