@@ -30,10 +30,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _report  # noqa: E402
+from birnn.data.textclass import ngrams  # noqa: E402
 from birnn.data.vocab import Vocab  # noqa: E402
 from birnn.experiments.classify import PRESETS, ClassifyRun, run_classifier, stratified_folds  # noqa: E402
 from birnn.nn.pooling import POOLS  # noqa: E402
-from birnn.tasks.log_count_ratios import ngrams, sentence_counts, sentence_scores  # noqa: E402
+from birnn.tasks.log_count_ratios import sentence_counts, sentence_scores  # noqa: E402
 
 POOLING_MODELS = {"bilstm": "BiLSTM: 100 units per direction",
                   "lstm": "LSTM: one left-to-right LSTM of 200 units, as wide as the BiLSTM's output"}
