@@ -107,6 +107,8 @@ class Classifier(nn.Module):
     saved with the weights, and ``ngrams`` are each sentence's distinct n-gram ids, 0-padded;
     ``own_labels``: the sentences were counted, with these labels (leave-one-out scores)."""
 
+    ngram_counts: torch.Tensor  # a buffer, with nb_ngrams only
+
     def __init__(self, config: ClassifierConfig, n_words: int, n_chars: int, n_labels: int,
                  bilm: BiLMEmbedder | None = None, n_ngrams: int = 0) -> None:
         super().__init__()
@@ -237,6 +239,7 @@ class ClassificationTask:
     def _count(self, features: Sequence[Sequence[str]], targets: torch.Tensor) -> None:
         """The Naive Bayes counts of the training sentences' n-grams, and γ calibrated on their
         leave-one-out scores."""
+        assert self.ngrams is not None, "only a task with nb_ngrams counts n-grams"
         ids = [self.ngrams.encode(f) for f in features]
         counts = sentence_counts(ids, targets.tolist(), len(self.ngrams), len(self.classes))
         network = self.network
