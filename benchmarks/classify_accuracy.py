@@ -30,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _report  # noqa: E402
+from birnn.data.batching import pad  # noqa: E402
 from birnn.data.textclass import ngrams  # noqa: E402
 from birnn.data.vocab import Vocab  # noqa: E402
 from birnn.experiments.classify import PRESETS, ClassifyRun, run_classifier, stratified_folds  # noqa: E402
@@ -53,9 +54,7 @@ def naive_bayes_accuracy(examples: list, folds: list[np.ndarray], n: int) -> lis
         y = [labels.index(label) for _, label in train]
         table = torch.from_numpy(sentence_counts([vocab.encode(f) for f in features], y, len(vocab), len(labels)))
         test = [examples[i] for i in held]
-        ids = [vocab.encode(ngrams(tokens, n)) for tokens, _ in test]
-        width = max(map(len, ids))
-        padded = torch.tensor([row + [0] * (width - len(row)) for row in ids])
+        padded, _ = pad([vocab.encode(ngrams(tokens, n)) for tokens, _ in test])
         prior = torch.log(torch.bincount(torch.tensor(y), minlength=len(labels)).double() / len(y))
         predicted = (sentence_scores(table, padded, 1.0) + prior).argmax(1)
         gold = torch.tensor([labels.index(label) for _, label in test])

@@ -48,7 +48,7 @@ def ratios(counts: torch.Tensor, totals: torch.Tensor, alpha: float, n_ids: int)
 
 
 def ratios_of_ids(table: torch.Tensor, ids: torch.Tensor, alpha: float,
-                own_labels: torch.Tensor | None = None) -> torch.Tensor:
+                  own_labels: torch.Tensor | None = None) -> torch.Tensor:
     """The ratios of n-gram ids (B, F) from the counts ``table`` (V, K) -> (B, F, K), zero at <pad> and
     <unk>. ``own_labels`` (B,): the sentences are among those counted, with these labels, and are
     read leave-one-out (module docstring); their ids must be those that were counted."""
