@@ -109,6 +109,8 @@ def reverse_rows(x: torch.Tensor, reversal: Reversal | None) -> torch.Tensor:
     """``reverse_padded`` with the reversal precomputed by ``reversal_rows`` (shared by several tensors)."""
     if reversal is None:
         return x.flip(1)
+    if not (x.requires_grad and torch.is_grad_enabled()):
+        return _permute_rows(x, reversal)  # nothing to backpropagate: no autograd node
     return _Reversal.apply(x, reversal)
 
 
