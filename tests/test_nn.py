@@ -50,6 +50,19 @@ def test_reverse_padded_is_an_involution(lengths, extra):
     assert torch.equal(reverse_padded(reverse_padded(x, lens), lens), x)
 
 
+def test_reverse_padded_without_gradients_matches_the_autograd_path():
+    """Under no_grad (or for a tensor that needs none) the gather runs without an autograd node."""
+    lens = torch.tensor([5, 2, 3])
+    x = torch.randn(3, 5, 4, requires_grad=True)
+    with_node = reverse_padded(x, lens)
+    with torch.no_grad():
+        plain = reverse_padded(x, lens)
+    assert with_node.grad_fn is not None and plain.grad_fn is None
+    assert torch.equal(plain, with_node) and torch.equal(reverse_padded(x.detach(), lens), with_node)
+    (grad,) = torch.autograd.grad(with_node, x, torch.arange(60.0).view(3, 5, 4))
+    assert torch.equal(grad, reverse_padded(torch.arange(60.0).view(3, 5, 4), lens))
+
+
 @given(lengths=st.lists(st.integers(1, 6), min_size=2, max_size=4), extra=st.integers(0, 2))
 def test_row_gathers_read_time_major_views_as_they_are(lengths, extra):
     """torch's batch_first RNN outputs are transposed (T, B, H) tensors: same values, gradients included."""
