@@ -10,7 +10,7 @@ from torch import nn
 
 from birnn.nn import Bidirectional, BiRNN, LSTMState, Recurrent, reverse_padded
 from birnn.nn.birnn import KERNELS
-from birnn.nn.functional import last_valid, reversal_rows, reverse_rows
+from birnn.nn.functional import last_valid
 from nn_helpers import (
     TORCH_CELLS,
     assert_same_gradients,
@@ -79,26 +79,6 @@ def test_row_gathers_read_time_major_views_as_they_are(lengths, extra):
     assert torch.equal(time_major.grad.transpose(0, 1), dense.grad)
     expected = torch.stack([dense[b, n - 1] for b, n in enumerate(lengths)])
     assert torch.equal(last_valid(view, lens), expected)
-
-
-@given(lengths=st.lists(st.integers(1, 6), min_size=1, max_size=4), extra=st.integers(0, 2),
-       equal=st.booleans(), transposed=st.booleans())
-def test_reversal_into_time_major_memory_is_the_same_reversal(lengths, extra, equal, transposed):
-    """``time_major=True`` writes the reversal as a (B, T, F) view of contiguous (T, B, F) memory, the
-    layout a fused kernel reads without a copy; values and gradient are those of the plain reversal."""
-    steps = max(lengths) + extra
-    lens = None if equal else torch.tensor(lengths)
-    source = torch.randn(steps, len(lengths), 3, dtype=DOUBLE) if transposed else torch.randn(
-        len(lengths), steps, 3, dtype=DOUBLE)
-    x = (source.transpose(0, 1) if transposed else source).requires_grad_()
-    reversal = reversal_rows(lens, steps)
-    plain, by_time = reverse_rows(x, reversal), reverse_rows(x, reversal, time_major=True)
-    assert by_time.transpose(0, 1).is_contiguous()
-    assert torch.equal(by_time, plain) and torch.equal(plain, reverse_padded(x.detach(), lens))
-    weights = torch.randn(len(lengths), steps, 3, dtype=DOUBLE)
-    (grad_plain,) = torch.autograd.grad((plain * weights).sum(), x)
-    (grad_by_time,) = torch.autograd.grad((by_time * weights).sum(), x)
-    assert torch.equal(grad_by_time, grad_plain) and torch.equal(grad_plain, reverse_padded(weights, lens))
 
 
 # the kernel BiRNN picks by itself for a float64 training call on CPU

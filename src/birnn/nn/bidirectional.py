@@ -188,8 +188,6 @@ class Bidirectional(nn.Module):
         initial_fwd, initial_bwd = (None, None) if initial is None else initial
         out_fwd, final_fwd = run_direction(self.forward_layer, x, lengths, initial_fwd)
         reversal = reversal_rows(lengths, x.shape[1])  # one index for both reversals
-        fused = isinstance(self.backward_layer, nn.RNNBase)  # reads time-major memory without a copy
-        reversed_x = reverse_rows(x, reversal, time_major=fused)
-        out_rev, final_bwd = run_direction(self.backward_layer, reversed_x, lengths, initial_bwd)
+        out_rev, final_bwd = run_direction(self.backward_layer, reverse_rows(x, reversal), lengths, initial_bwd)
         out_bwd = reverse_rows(out_rev, reversal)
         return BiOutput(merge_then_zero(self.merge, out_fwd, out_bwd, lengths), Final(final_fwd, final_bwd))

@@ -247,7 +247,7 @@ class BiRNN(nn.Module):
             if layer > 0 and self.dropout > 0:  # batch-major, so that a seed draws hand-bptt's masks
                 layer_input = nn.functional.dropout(layer_input.contiguous(), self.dropout, self.training)
             out_fwd, final_fwd = self._direction(layer_input, lengths, _layer(init_fwd, layer), layer, "")
-            reversed_input = reverse_rows(layer_input, reversal, time_major=True)  # the fused kernel's layout
+            reversed_input = reverse_rows(layer_input, reversal)
             out_rev, final_bwd = self._direction(reversed_input, lengths, _layer(init_bwd, layer), layer, "_reverse")
             out_bwd = reverse_rows(out_rev, reversal)
             finals_fwd.append(final_fwd)

@@ -50,7 +50,6 @@ class Reversal(NamedTuple):
 
     batch_major: torch.Tensor  # (B·T,): the row of the (B·T, ...) view that position (b, t) reads
     time_major: torch.Tensor  # (T·B,): the row of the (T·B, ...) view that position (t, b) reads
-    batch_to_time: torch.Tensor  # (T·B,): the row of the (B·T, ...) view that position (t, b) reads
 
 
 def reversal_rows(lengths: torch.Tensor | None, steps: int) -> Reversal | None:
@@ -58,15 +57,12 @@ def reversal_rows(lengths: torch.Tensor | None, steps: int) -> Reversal | None:
 
     None for lengths None (every sequence has length T: ``reverse_rows`` then flips).
     """
-    return None if lengths is None else _reversal(lengths, steps)
-
-
-def _reversal(lengths: torch.Tensor, steps: int) -> Reversal:
+    if lengths is None:
+        return None
     index = reversal_index(lengths, steps)  # (B, T)
     batch = lengths.shape[0]
     sequence = torch.arange(batch, device=lengths.device)
-    batch_rows = index + steps * sequence[:, None]  # (B, T)
-    return Reversal(batch_rows.reshape(-1), (index.T * batch + sequence).reshape(-1), batch_rows.T.reshape(-1))
+    return Reversal((index + steps * sequence[:, None]).reshape(-1), (index.T * batch + sequence).reshape(-1))
 
 
 def as_rows(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -83,13 +79,12 @@ def as_rows(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     return x.reshape(batch * steps, *x.shape[2:]), False
 
 
-def _permute_rows(x: torch.Tensor, reversal: Reversal, time_major: bool = False) -> torch.Tensor:
-    """x (B, T, ...) reversed in the layout it comes in, or as a view of time-major memory."""
-    rows, rows_by_time = as_rows(x)
-    steps, batch = x.shape[1], x.shape[0]
-    if rows_by_time or time_major:
-        index = reversal.time_major if rows_by_time else reversal.batch_to_time
-        return rows.index_select(0, index).view(steps, batch, *x.shape[2:]).transpose(0, 1)
+def _permute_rows(x: torch.Tensor, reversal: Reversal) -> torch.Tensor:
+    """x (B, T, ...) reversed in the layout it comes in."""
+    rows, time_major = as_rows(x)
+    if time_major:
+        steps, batch = x.shape[1], x.shape[0]
+        return rows.index_select(0, reversal.time_major).view(steps, batch, *x.shape[2:]).transpose(0, 1)
     return rows.index_select(0, reversal.batch_major).view(x.shape)
 
 
@@ -101,28 +96,22 @@ class _Reversal(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, reversal: Reversal, time_major: bool) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, reversal: Reversal) -> torch.Tensor:
         ctx.reversal = reversal
-        return _permute_rows(x, reversal, time_major)
+        return _permute_rows(x, reversal)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        return _permute_rows(grad, ctx.reversal), None, None
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return _permute_rows(grad, ctx.reversal), None
 
 
-def reverse_rows(x: torch.Tensor, reversal: Reversal | None, time_major: bool = False) -> torch.Tensor:
-    """``reverse_padded`` with the reversal precomputed by ``reversal_rows`` (shared by several tensors).
-
-    time_major: the result is a (B, T, ...) view of contiguous (T, B, ...) memory, the layout
-    torch's batch_first recurrent kernels read without first copying their input into it.
-    """
+def reverse_rows(x: torch.Tensor, reversal: Reversal | None) -> torch.Tensor:
+    """``reverse_padded`` with the reversal precomputed by ``reversal_rows`` (shared by several tensors)."""
     if reversal is None:
-        if not time_major:
-            return x.flip(1)
-        reversal = _reversal(torch.full((x.shape[0],), x.shape[1], device=x.device), x.shape[1])
+        return x.flip(1)
     if not (x.requires_grad and torch.is_grad_enabled()):
-        return _permute_rows(x, reversal, time_major)  # nothing to backpropagate: no autograd node
-    return _Reversal.apply(x, reversal, time_major)
+        return _permute_rows(x, reversal)  # nothing to backpropagate: no autograd node
+    return _Reversal.apply(x, reversal)
 
 
 def reverse_padded(x: torch.Tensor, lengths: Any) -> torch.Tensor:
