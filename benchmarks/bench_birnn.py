@@ -116,9 +116,17 @@ def computed_tokens(kernel: str, cell: str, c: dict, tokens: int, train: bool) -
     padded = c["B"] * c["T"]
     if kernel in ("fused-packed", "hand-bptt", "packed"):
         return tokens
-    if kernel in ("per-direction", "bidirectional"):  # kernels.run_direction: packed for LSTM inference
-        return tokens if (cell == "lstm" and not train and c["variable"]) else padded
     return padded
+
+
+def hetero_flops(kernel: str, directions: list[tuple[str, int]], c: dict, tokens: int) -> float:
+    """Train-step FLOPs of a heterogeneous row: each direction's FLOPs per token times the tokens its
+    kernel computes (``Bidirectional`` names one kernel per direction, ``forward+backward``)."""
+    parts = kernel.split("+") if "+" in kernel else [kernel, kernel]
+    return sum(
+        token_flops([d], c, train=True) * computed_tokens(k, d[0], c, tokens, train=True)
+        for d, k in zip(directions, parts, strict=True)
+    )
 
 
 def torch_steps(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[Step, Step]:
@@ -298,14 +306,17 @@ TORCH_ROWS = ("torch fused (padded)", "torch packed", "two torch modules + rever
 
 def _kernels(module: nn.Module, steps: tuple[Step, Step], explanations: list[str], label: str) -> tuple[str, str]:
     """(train kernel, inference kernel) of one of our modules; runs one inference step (the train
-    step ran in ``torch_steps``), collecting ``BiRNN.explain()`` of both in ``explanations``."""
-    if not isinstance(module, BiRNN):
-        return "bidirectional", "bidirectional"
-    train = module.kernel
+    step ran in ``torch_steps``), collecting ``explain()`` of both in ``explanations``; a
+    ``Bidirectional`` names its two directions' kernels as ``forward+backward``."""
+
+    def kernel() -> str:
+        return "+".join(module.kernels) if isinstance(module, Bidirectional) else module.kernel
+
+    train = kernel()
     explanations.append(f"- {label}, train: {module.explain()}")
     steps[1]()
     explanations.append(f"- {label}, inference: {module.explain()}")
-    return train, module.kernel
+    return train, kernel()
 
 
 def run_homogeneous(name: str, cell: str, repeats: int, with_jax: bool, explanations: list[str]) -> list[Row]:
@@ -370,10 +381,9 @@ def run_heterogeneous(name: str, directions: list[tuple[str, int]], repeats: int
     rows = [Row(name, label, bare_row, tokens, reference, reference, (reference, reference), padded)]
     ratios = []
     for ours_label, times, (train_kernel, infer_kernel) in zip(ours, times_ours, kinds, strict=True):
-        run = computed_tokens(train_kernel, directions[0][0], c, tokens, train=True)
         kernel = f"{train_kernel} / {infer_kernel}"
-        rows.append(Row(name, label, ours_label, tokens, times, reference, (reference, reference), per_token * run,
-                        kernel))
+        flops = hetero_flops(train_kernel, directions, c, tokens)
+        rows.append(Row(name, label, ours_label, tokens, times, reference, (reference, reference), flops, kernel))
         ratios.append((label, ours_label, 1 / times.speedup(reference, 0), 1 / times.speedup(reference, 1)))
     return rows, ratios
 

@@ -214,20 +214,24 @@ def _gradients(loss, modules):
     return torch.autograd.grad(loss, parameters)
 
 
+@pytest.mark.parametrize("kernel", ["padded", "packed"])
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("grad", [False, True])
-def test_mixed_directions_equal_the_two_bare_modules(layers, grad):
-    """Bidirectional(nn.LSTM, nn.GRU) of different sizes: outputs, finals and gradients by value."""
+def test_mixed_directions_equal_the_two_bare_modules(layers, grad, kernel):
+    """Bidirectional(nn.LSTM, nn.GRU) of different sizes: outputs, finals and gradients by value,
+    with either kernel per direction."""
     torch.manual_seed(6)
     forward = nn.LSTM(3, 8, num_layers=layers, batch_first=True).to(DOUBLE)
     backward = nn.GRU(3, 5, num_layers=layers, batch_first=True).to(DOUBLE)
     bi = Bidirectional(forward, backward)
+    bi.force_kernel = kernel
     x, lengths = torch.randn(3, 6, 3, dtype=DOUBLE), torch.tensor([6, 3, 1])
     with torch.set_grad_enabled(grad):
         result = bi(x, lengths)
         expected, (final_fwd, final_bwd) = bidirectional_by_hand(
             forward, backward, x, lengths, lambda f, b: torch.cat([f, b], dim=-1)
         )
+    assert bi.kernels == (kernel, kernel) and f"forced by force_kernel={kernel!r}" in bi.explain()
     mask = valid_mask(lengths, 6)
     assert result.output.shape == (3, 6, 13) and result.summary.shape == (3, 13)
     torch.testing.assert_close(result.output * mask, expected * mask, atol=1e-12, rtol=0)

@@ -6,8 +6,9 @@ import json
 
 import pytest
 import torch
+from torch import nn
 
-from birnn.nn import BiRNN, tuning
+from birnn.nn import Bidirectional, BiRNN, tuning
 from nn_helpers import torch_reference
 
 DOUBLE = torch.float64
@@ -168,3 +169,28 @@ def test_an_unwritable_cache_keeps_choices_in_memory(tuned):
     assert first is not None
     model(torch.randn(2, 4, 3))
     assert model.tuning is first  # the same decision, from memory
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_bidirectional_measures_each_direction_and_matches_either_kernel(tuned, grad):
+    torch.manual_seed(2)
+    bi = Bidirectional(nn.LSTM(3, 6, batch_first=True), nn.GRU(3, 4, batch_first=True)).to(DOUBLE)
+    x, lengths = torch.randn(4, 7, 3, dtype=DOUBLE, requires_grad=grad), torch.tensor([7, 2, 5, 1])
+    with torch.set_grad_enabled(grad):
+        result = bi(x, lengths).output
+    assert x.grad is None and all(p.grad is None for p in bi.parameters())  # measuring touches no .grad
+    assert set(bi.kernels) <= {"padded", "packed"}
+    mode = "train+dx" if grad else "infer"
+    for cell, hidden, part in (("lstm", 6, "forward"), ("gru", 4, "backward")):
+        assert f"{part}: " in bi.explain()
+        assert f"fastest for {cell} I=3 H={hidden} L=1 one-direction float64 {mode} varying B≤4 T≤8" in bi.explain()
+    (entries,) = json.loads(tuned.read_text())["machines"].values()
+    assert sorted(entries) == sorted(f"{c} I=3 H={h} L=1 one-direction float64 {mode} varying B≤4 T≤8 threads="
+                                     f"{torch.get_num_threads()}" for c, h in (("lstm", 6), ("gru", 4)))
+    for kernel in ("padded", "packed"):
+        bi.force_kernel = kernel
+        with torch.set_grad_enabled(grad):
+            torch.testing.assert_close(bi(x, lengths).output, result, atol=1e-12, rtol=0)
+    bi.force_kernel = "fused"
+    with pytest.raises(ValueError, match=r"force_kernel must be None or one of \('padded', 'packed'\); got 'fused'"):
+        bi(x, lengths)

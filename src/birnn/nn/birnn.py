@@ -121,7 +121,7 @@ class BiRNN(nn.Module):
             return self._forced(lengths)
         rule, reason = self._rule(lengths, x)
         candidates = self.candidates(lengths, x)
-        if len(candidates) < 2 or not _may_measure(x):
+        if len(candidates) < 2 or not tuning.may_measure(x):
             return rule, reason
         key, step = self._measurement(lengths, x)
         ordered = [rule, *(kernel for kernel in candidates if kernel != rule)]
@@ -282,13 +282,6 @@ class BiRNN(nn.Module):
     def _direction(self, x, lengths, state, layer: int, suffix: str) -> tuple[torch.Tensor, Any]:
         """One layer, one direction. -> out (B, T, H) (anything at padding), final (1, B, H) or an LSTMState."""
         return kernels.run_direction(self.cell, x, lengths, state, self._weights(layer, suffix), 1, 0.0, self.training)
-
-
-def _may_measure(x: torch.Tensor) -> bool:
-    """Kernels are measured on CPU, when ``$BIRNN_KERNEL_TUNING`` allows it, outside compilation and tracing."""
-    if x.device.type != "cpu" or torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting():
-        return False
-    return tuning.enabled()
 
 
 def _layer(state: Any, layer: int) -> Any:

@@ -106,6 +106,7 @@ def run_direction(
     layers: int,
     dropout: float,
     training: bool,
+    packed: bool = False,
 ) -> tuple[torch.Tensor, State]:
     """One direction left to right over a padded batch, with exact final states.
 
@@ -113,9 +114,10 @@ def run_direction(
     -> out (B, T, H), anything at padding (callers zero it after the merge); final (L, B, H)
     after each sequence's last valid step (for an LSTM a pair, whose c may be a ``Deferred``).
 
-    Trailing padding cannot reach a valid step, so one padded call gives every
+    ``packed``: one packed call on varying lengths, which skips the padding. Otherwise
+    trailing padding cannot reach a valid step, so one padded call gives every
     valid output, and the final h is the output at lengths-1. For stacked layers
-    the lower layers' finals stay inside the fused call, so those run packed. An
+    the lower layers' finals stay inside the fused call, so those always run packed. An
     LSTM's cell state after step lengths-1 is recomputed from the outputs
     (``lstm_cell_state``, two GEMMs over the valid tokens) when it is first read:
     ``c`` is a ``Deferred``, resolved by ``Final``.
@@ -123,7 +125,7 @@ def run_direction(
     args = (weights, layers, dropout, training, False)
     if lengths is None:
         return run_padded(cell, x, state, *args)
-    if layers > 1:
+    if layers > 1 or packed:
         return run_packed(cell, x, lengths, state, *args)
     out, _ = run_padded(cell, x, state, *args)
     h = last_valid(out, lengths).unsqueeze(0)  # (1, B, H)

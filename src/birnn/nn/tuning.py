@@ -56,6 +56,13 @@ def enabled() -> bool:
     raise ValueError(f"{ENVIRONMENT} must be one of {_ON[:-1] + _OFF}; got {os.environ[ENVIRONMENT]!r}")
 
 
+def may_measure(x: torch.Tensor) -> bool:
+    """Kernels are measured on CPU, when ``$BIRNN_KERNEL_TUNING`` allows it, outside compilation and tracing."""
+    if x.device.type != "cpu" or torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting():
+        return False
+    return enabled()
+
+
 def remeasuring() -> bool:
     """Whether ``$BIRNN_KERNEL_TUNING`` is ``remeasure``: the cache file's choices are measured again."""
     return os.environ.get(ENVIRONMENT, "").strip().lower() == "remeasure"
@@ -85,10 +92,12 @@ class Key:
     threads: int
 
     def text(self) -> str:
-        """The cache file's key: ``lstm I=100 H=128/128 L=1 concat float32 train+dx varying B≤64 T≤64 threads=2``."""
+        """The cache file's key: ``lstm I=100 H=128/128 L=1 concat float32 train+dx varying B≤64 T≤64 threads=2``
+        (``H=64 L=1 one-direction`` for one direction: ``backward_hidden_size`` 0)."""
         mode = ("train+dx" if self.input_grad else "train") if self.training else "infer"
+        sizes = f"{self.hidden_size}" + (f"/{self.backward_hidden_size}" if self.backward_hidden_size else "")
         return (
-            f"{self.cell} I={self.input_size} H={self.hidden_size}/{self.backward_hidden_size} L={self.layers} "
+            f"{self.cell} I={self.input_size} H={sizes} L={self.layers} "
             f"{self.merge} {self.dtype} {mode} {'varying' if self.varying else 'equal'} "
             f"B≤{self.batch} T≤{self.steps} threads={self.threads}"
         )
@@ -123,11 +132,14 @@ def measure(
     A first round runs each candidate once, in the order given (the fixed rule's
     choice first), until ``budget`` seconds are spent; then up to ``ROUNDS`` more
     rounds alternate the measured candidates while a whole round still fits in the
-    budget. A candidate's time is its best call.
+    budget. A candidate's time is its best call. When the very first call alone
+    overruns the budget it is run once more and the budget counts from there: a
+    process's first call also sets up torch's libraries, which is no measure of
+    the kernel (the reported seconds include it).
     """
     if not candidates:
         raise ValueError("candidates must name at least one kernel; got none")
-    start = clock()
+    began_all = start = clock()
     best: dict[str, float] = {}
     for name in candidates:
         if best and clock() - start > budget:
@@ -135,6 +147,10 @@ def measure(
         began = clock()
         step(name)
         best[name] = clock() - began
+        if len(best) == 1 and best[name] > budget:
+            start = began = clock()
+            step(name)
+            best[name] = min(best[name], clock() - began)
     rounds = 0
     while rounds < ROUNDS and clock() - start + sum(best.values()) <= budget:
         for name in best:
@@ -144,7 +160,7 @@ def measure(
         rounds += 1
     chosen = min(best, key=best.__getitem__)
     unmeasured = tuple(name for name in candidates if name not in best)
-    return Decision(chosen, best, clock() - start, "measured", unmeasured)
+    return Decision(chosen, best, clock() - began_all, "measured", unmeasured)
 
 
 def cache_path() -> Path:
