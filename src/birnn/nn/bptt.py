@@ -58,11 +58,8 @@ def _one_minus_square(a: torch.Tensor) -> torch.Tensor:
 
 
 def _tanh(a: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """tanh(a) = 2σ(2a) - 1, written to ``out`` (which may be ``a``).
-
-    torch's CPU sigmoid is vectorised on every memory layout; its tanh is slower, and on
-    the column blocks of the gate buffers runs element by element.
-    """
+    """tanh(a) = 2σ(2a) - 1, written to ``out`` (which may be ``a``): for ``out`` a column block
+    of a gate buffer, where torch's CPU tanh runs element by element and its sigmoid is vectorised."""
     return torch.mul(a, 2, out=out).sigmoid_().mul_(2).sub_(1)
 
 
@@ -88,7 +85,7 @@ def rnn_forward(
         rows = slice(starts[t], starts[t] + n)
         pre = torch.baddbmm(xp[:, rows], h[:, :n], w)  # (D, n, H)
         h = out[:, rows]
-        torch.clamp(pre, min=0, out=h) if relu else _tanh(pre, out=h)
+        torch.clamp(pre, min=0, out=h) if relu else torch.tanh(pre, out=h)
     return out, {"out": out}
 
 
@@ -219,7 +216,7 @@ def lstm_forward(
             g[..., :hidden], g[..., 2 * hidden : 3 * hidden]
         )
         h = out[:, rows]
-        torch.mul(_tanh(new_c, out=tanh_cells[:, rows]), g[..., 3 * hidden :], out=h)
+        torch.mul(torch.tanh(new_c, out=tanh_cells[:, rows]), g[..., 3 * hidden :], out=h)
         c = new_c
     return out, {"out": out, "gates": gates, "cells": cells, "tanh_cells": tanh_cells}
 
