@@ -36,6 +36,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_hmm.py $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/bench_birnn.py $(BENCH_FLAGS)
+	$(BIN)/python benchmarks/bench_birnn.py --avx2 $(BENCH_FLAGS)   # the same with the libraries capped at AVX2
 	$(BIN)/python benchmarks/bench_reference.py $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/bench_tagger.py $(BENCH_FLAGS)   # flair peer: FLAIR_PYTHON=...
 	$(BIN)/python benchmarks/bench_predict.py $(if $(PREDICT_RUN),--run $(PREDICT_RUN)) $(BENCH_FLAGS)   # PREDICT_RUN=a tagger run (else a small one is trained)

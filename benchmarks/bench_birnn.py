@@ -35,6 +35,11 @@ candidates under the table.
     python benchmarks/bench_birnn.py            # configs (a), (b), (c), 5 rounds (--rounds N)
     python benchmarks/bench_birnn.py --quick    # configs (a) and (b) only, 2 rounds
     python benchmarks/bench_birnn.py --no-jax   # torch rows only (JAX compiles take minutes)
+    python benchmarks/bench_birnn.py --avx2     # as on an AVX2 machine: section bench_birnn_avx2
+
+``--avx2`` runs the benchmark again in a fresh process whose libraries are capped at
+AVX2 (``AVX2_CAPS``: torch's own kernels, MKL, oneDNN and XLA), so that an AVX-512
+machine also measures what the kernel choices do on AVX2 machines.
 """
 
 from __future__ import annotations
@@ -48,8 +53,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from torch import nn
+AVX2_CAPS = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "XLA_FLAGS": "--xla_cpu_max_isa=AVX2",
+}
+if "--avx2" in sys.argv and os.environ.get("ATEN_CPU_CAPABILITY") != "avx2":  # the caps act only before loading
+    os.execve(sys.executable, [sys.executable, *sys.argv], os.environ | AVX2_CAPS)
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _jax_peers import describe, jax_peers  # noqa: E402
@@ -393,6 +407,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="configs (a) and (b) only, 2 rounds")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per configuration")
     parser.add_argument("--no-jax", action="store_true", help="skip the Keras and Flax peers")
+    parser.add_argument("--avx2", action="store_true", help="cap the libraries at AVX2 (section bench_birnn_avx2)")
     import _report
 
     _report.add_option(parser)
@@ -458,7 +473,7 @@ def main() -> None:
     print("\nKernels BiRNN measured in this run (the first call of each configuration; times are one call each):")
     for line in explanations:
         print(line)
-    _report.finish(args, "bench_birnn", recording, peers=("jax", "flax", "keras"))
+    _report.finish(args, "bench_birnn_avx2" if args.avx2 else "bench_birnn", recording, peers=("jax", "flax", "keras"))
 
 
 if __name__ == "__main__":
