@@ -50,6 +50,15 @@ def test_measure_picks_the_fastest_and_alternates_within_the_budget():
     assert len(clock.calls) == 3 * 2  # a third round would end after 0.164 s
 
 
+def test_short_calls_are_timed_in_more_rounds_until_min_seconds():
+    costs = {"a": 1 / 256, "b": 1 / 512}  # 3/512 s a round
+    clock = FakeClock(costs)
+    decision = tuning.measure(["a", "b"], clock.step, budget=1.0, clock=clock)
+    rounds = len(clock.calls) // 2
+    assert rounds > tuning.ROUNDS + 1 and decision.kernel == "b"
+    assert (rounds - 1) * 3 / 512 < tuning.MIN_SECONDS <= rounds * 3 / 512  # stops once MIN_SECONDS are spent
+
+
 def test_measure_stops_when_the_budget_is_spent():
     clock = FakeClock({"rule": 0.6, "other": 0.7, "third": 0.1})
     decision = tuning.measure(["rule", "other", "third"], clock.step, budget=1.0, clock=clock)

@@ -40,6 +40,7 @@ import torch
 ENVIRONMENT = "BIRNN_KERNEL_TUNING"
 BUDGET = 1.0  # seconds of measuring per new key, after the first round
 ROUNDS = 3  # timed rounds after the first (cold) one, budget permitting
+MIN_SECONDS = 0.2  # and more rounds until this much is spent: calls of a few ms are noisy
 FORMAT = 1
 
 _OFF, _ON = ("off", "0", "false", "no"), ("on", "1", "true", "yes", "remeasure", "")
@@ -130,9 +131,9 @@ def measure(
     """Time ``step(kernel)`` for each candidate and pick the fastest.
 
     A first round runs each candidate once, in the order given (the fixed rule's
-    choice first), until ``budget`` seconds are spent; then up to ``ROUNDS`` more
-    rounds alternate the measured candidates while a whole round still fits in the
-    budget. A candidate's time is its best call. When the very first call alone
+    choice first), until ``budget`` seconds are spent; then ``ROUNDS`` more rounds,
+    and more until ``MIN_SECONDS`` are spent, alternate the measured candidates while
+    a whole round still fits in the budget. A candidate's time is its best call. When the very first call alone
     overruns the budget it is run once more and the budget counts from there: a
     process's first call also sets up torch's libraries, which is no measure of
     the kernel (the reported seconds include it).
@@ -152,7 +153,7 @@ def measure(
             step(name)
             best[name] = min(best[name], clock() - began)
     rounds = 0
-    while rounds < ROUNDS and clock() - start + sum(best.values()) <= budget:
+    while (rounds < ROUNDS or clock() - start < MIN_SECONDS) and clock() - start + sum(best.values()) <= budget:
         for name in best:
             began = clock()
             step(name)
