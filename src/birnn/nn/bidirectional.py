@@ -7,10 +7,11 @@
 The backward module reads each sequence from its last real token
 (``reverse_padded``), never from padding. A one-layer torch module on varying
 lengths runs as one padded call or one packed call (which skips the padding),
-whichever measured faster for its configuration (``direction_kernel``); the final states are the forward
-state after x[b, lengths[b]-1] and the backward state after x[b, 0], and
-``summary`` = [→h_final ; ←h_final] is the whole-sequence encoding (not
-``out[:, -1]``, whose backward half has seen one token).
+whichever measured faster for its configuration (``direction_kernel``). The
+final states are the forward state after x[b, lengths[b]-1] and the backward
+state after x[b, 0], and ``summary`` = [→h_final ; ←h_final] is the
+whole-sequence encoding (not ``out[:, -1]``, whose backward half has seen one
+token).
 """
 
 from __future__ import annotations
