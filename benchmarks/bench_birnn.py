@@ -32,7 +32,7 @@ candidates under the table.
   and warm-up with ``block_until_ready``; see ``_jax_peers.py``. Install them with
   ``pip install jax flax keras`` (measured with jax 0.10.2, flax 0.12.8, keras 3.15.1).
 
-    python benchmarks/bench_birnn.py            # configs (a), (b), (c), 5 rounds (--rounds N)
+    python benchmarks/bench_birnn.py            # configs (a), (b), (c), 9 rounds (--rounds N)
     python benchmarks/bench_birnn.py --quick    # configs (a) and (b) only, 2 rounds
     python benchmarks/bench_birnn.py --no-jax   # torch rows only (JAX compiles take minutes)
     python benchmarks/bench_birnn.py --avx2     # as on an AVX2 machine: section bench_birnn_avx2
@@ -405,7 +405,7 @@ def run_heterogeneous(name: str, directions: list[tuple[str, int]], repeats: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="configs (a) and (b) only, 2 rounds")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per configuration")
+    parser.add_argument("--rounds", type=int, default=9, help="alternating rounds per configuration")
     parser.add_argument("--no-jax", action="store_true", help="skip the Keras and Flax peers")
     parser.add_argument("--avx2", action="store_true", help="cap the libraries at AVX2 (section bench_birnn_avx2)")
     import _report
