@@ -133,10 +133,11 @@ def measure(
     A first round runs each candidate once, in the order given (the fixed rule's
     choice first), until ``budget`` seconds are spent; then ``ROUNDS`` more rounds,
     and more until ``MIN_SECONDS`` are spent, alternate the measured candidates while
-    a whole round still fits in the budget. A candidate's time is its best call. When the very first call alone
-    overruns the budget it is run once more and the budget counts from there: a
-    process's first call also sets up torch's libraries, which is no measure of
-    the kernel (the reported seconds include it).
+    a whole round still fits in the budget. A candidate's time is its best call.
+
+    When the very first call alone overruns the budget it is run once more and the
+    budget counts from there: a process's first call also sets up torch's libraries,
+    which is no measure of the kernel (the reported seconds include it).
     """
     if not candidates:
         raise ValueError("candidates must name at least one kernel; got none")
