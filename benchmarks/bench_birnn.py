@@ -125,7 +125,7 @@ def token_flops(directions: list[tuple[str, int]], c: dict, train: bool, input_g
     return total
 
 
-def computed_tokens(kernel: str, cell: str, c: dict, tokens: int, train: bool) -> int:
+def computed_tokens(kernel: str, c: dict, tokens: int) -> int:
     """Tokens a kernel computes: every padding position on padded calls, the valid ones when packed."""
     padded = c["B"] * c["T"]
     if kernel in ("fused-packed", "hand-bptt", "packed"):
@@ -138,7 +138,7 @@ def hetero_flops(kernel: str, directions: list[tuple[str, int]], c: dict, tokens
     kernel computes (``Bidirectional`` names one kernel per direction, ``forward+backward``)."""
     parts = kernel.split("+") if "+" in kernel else [kernel, kernel]
     return sum(
-        token_flops([d], c, train=True) * computed_tokens(k, d[0], c, tokens, train=True)
+        token_flops([d], c, train=True) * computed_tokens(k, c, tokens)
         for d, k in zip(directions, parts, strict=True)
     )
 
@@ -365,7 +365,7 @@ def run_homogeneous(name: str, cell: str, repeats: int, with_jax: bool, explanat
     correct = (fastest(ok, 0), fastest(ok, 1))
     rows = []
     for label, timing, (train_kernel, infer_kernel) in zip(labels, times, kinds, strict=True):
-        run = computed_tokens(train_kernel, cell, c, tokens, train=True)
+        run = computed_tokens(train_kernel, c, tokens)
         shown = f"{train_kernel} / {infer_kernel}" if label in OURS else ""
         rows.append(Row(name, cell, label, tokens, timing, times[0], correct, per_token * run, shown))
     for label, why in skipped:
@@ -470,7 +470,7 @@ def main() -> None:
     print("\nHeterogeneous directions at (b), ours ÷ bare unidirectional time (target: within 1.10×):")
     for label, ours_label, train, infer in ratios:
         print(f"- {label}, {ours_label}: train {train:.2f}×, inference {infer:.2f}×")
-    print("\nKernels BiRNN measured in this run (the first call of each configuration; times are one call each):")
+    print("\nKernels BiRNN and Bidirectional measured in this run (first call of each configuration; one call each):")
     for line in explanations:
         print(line)
     _report.finish(args, "bench_birnn_avx2" if args.avx2 else "bench_birnn", recording, peers=("jax", "flax", "keras"))
